@@ -1,0 +1,165 @@
+//! Where a breaker reads the time from: the monotonic system clock, or a
+//! [`ManualClock`] that only moves when a test tells it to.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::sync::{Arc, AtomicU64, Ordering};
+
+/// A clock that stands still until [`advance`](ManualClock::advance) moves it.
+///
+/// Give it to a breaker through [`ConfigBuilder::clock`](crate::ConfigBuilder::clock)
+/// to test recovery timeouts, backoff and time windows without sleeping.
+/// Clones share one time, so a test keeps a clone and moves the breaker's
+/// clock from outside.
+///
+/// ```
+/// use std::time::Duration;
+/// use circuit_runtime::{CircuitBreaker, Config, ManualClock, State};
+///
+/// let clock = ManualClock::new();
+/// let config = Config::builder()
+///     .failure_threshold(1)
+///     .recovery_timeout(Duration::from_secs(30))
+///     .clock(clock.clone())
+///     .build()?;
+/// let breaker = CircuitBreaker::new("payments", config);
+///
+/// breaker.record_failure();
+/// assert_eq!(breaker.state(), State::Open);
+///
+/// clock.advance(Duration::from_secs(30));
+/// let permit = breaker.try_acquire()?; // the recovery timeout has elapsed
+/// assert_eq!(breaker.state(), State::HalfOpen);
+/// permit.record_success();
+/// assert_eq!(breaker.state(), State::Closed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ManualClock {
+    shared: Arc<ManualTime>,
+}
+
+struct ManualTime {
+    start: Instant,
+    elapsed_nanos: AtomicU64,
+}
+
+impl ManualClock {
+    /// Creates a clock that reads the current instant until it is advanced.
+    ///
+    /// ```
+    /// let clock = circuit_runtime::ManualClock::new();
+    /// assert_eq!(clock.now(), clock.now());
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(ManualTime {
+                start: Instant::now(),
+                elapsed_nanos: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Moves this clock, and every clone of it, forward by `by`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = circuit_runtime::ManualClock::new();
+    /// let before = clock.now();
+    /// clock.clone().advance(Duration::from_millis(250));
+    /// assert_eq!(clock.now() - before, Duration::from_millis(250));
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        self.shared
+            .elapsed_nanos
+            .fetch_add(saturating_nanos(by), Ordering::AcqRel);
+    }
+
+    /// The clock's current instant.
+    ///
+    /// ```
+    /// let clock = circuit_runtime::ManualClock::new();
+    /// let then = clock.now();
+    /// clock.advance(std::time::Duration::from_secs(1));
+    /// assert!(clock.now() > then);
+    /// ```
+    pub fn now(&self) -> Instant {
+        self.shared.start + Duration::from_nanos(self.elapsed_nanos())
+    }
+
+    fn elapsed_nanos(&self) -> u64 {
+        self.shared.elapsed_nanos.load(Ordering::Acquire)
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("elapsed", &Duration::from_nanos(self.elapsed_nanos()))
+            .finish()
+    }
+}
+
+/// Two manual clocks are equal when they are clones of one another.
+impl PartialEq for ManualClock {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl Eq for ManualClock {}
+
+/// The clock a breaker reads. An enum rather than a trait object so reading
+/// the time is a direct, inlinable call on the hot path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Clock {
+    #[default]
+    Monotonic,
+    Manual(ManualClock),
+}
+
+impl Clock {
+    pub(crate) fn now(&self) -> Instant {
+        match self {
+            Clock::Monotonic => Instant::now(),
+            Clock::Manual(clock) => clock.now(),
+        }
+    }
+}
+
+/// A breaker keeps its times as nanoseconds since its own origin so they fit
+/// in an atomic; this converts between the two forms.
+#[derive(Debug)]
+pub(crate) struct Timeline {
+    clock: Clock,
+    origin: Instant,
+}
+
+impl Timeline {
+    pub(crate) fn new(clock: Clock) -> Self {
+        let origin = clock.now();
+        Self { clock, origin }
+    }
+
+    /// Nanoseconds since the origin, plus one: never zero, so a stored zero
+    /// can mean "never".
+    pub(crate) fn now_nanos(&self) -> u64 {
+        saturating_nanos(self.clock.now().saturating_duration_since(self.origin)).saturating_add(1)
+    }
+
+    /// The instant of a value returned by [`now_nanos`](Self::now_nanos).
+    pub(crate) fn instant(&self, nanos: u64) -> Instant {
+        self.origin + Duration::from_nanos(nanos.saturating_sub(1))
+    }
+}
+
+pub(crate) fn saturating_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}

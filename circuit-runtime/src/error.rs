@@ -1,0 +1,248 @@
+//! The errors a caller can see: a rejected call, a failed call, and an
+//! invalid configuration.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::State;
+
+/// An option of [`ConfigBuilder`](crate::ConfigBuilder) is out of range or
+/// contradicts another. The message names the option and what it accepts.
+///
+/// ```
+/// use circuit_runtime::{Config, ConfigError};
+///
+/// match Config::builder().jitter(2.0).build() {
+///     Err(ConfigError::OutOfRange { option, expected, value }) => {
+///         assert_eq!((option, expected, value.as_str()), ("jitter", "between 0 and 1", "2"));
+///     }
+///     other => panic!("expected a range error, got {other:?}"),
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A single option's value is outside its allowed range.
+    #[error("`{option}` must be {expected}, got {value}")]
+    OutOfRange {
+        /// The option, named as its builder method.
+        option: &'static str,
+        /// The allowed range, in words.
+        expected: &'static str,
+        /// The rejected value.
+        value: String,
+    },
+    /// Both `window_size` and `window_duration` were set.
+    #[error(
+        "`window_size` and `window_duration` cannot both be set: a breaker keeps either a count \
+         window or a time window"
+    )]
+    ConflictingWindows,
+    /// `minimum_calls` is larger than the count window can ever hold.
+    #[error(
+        "`minimum_calls` ({minimum_calls}) must be at most `window_size` ({window_size}), or the \
+         window never holds enough calls to judge a rate"
+    )]
+    MinimumCallsExceedWindow {
+        /// The requested minimum.
+        minimum_calls: u32,
+        /// The window's size.
+        window_size: u32,
+    },
+    /// `max_recovery_timeout` is shorter than `recovery_timeout`.
+    #[error(
+        "`max_recovery_timeout` ({max_recovery_timeout:?}) must be at least `recovery_timeout` \
+         ({recovery_timeout:?})"
+    )]
+    MaxRecoveryTimeoutTooShort {
+        /// The requested cap.
+        max_recovery_timeout: Duration,
+        /// The base open time it would cut short.
+        recovery_timeout: Duration,
+    },
+    /// `slow_call_rate_threshold` was set without `slow_call_duration`.
+    #[error("`slow_call_rate_threshold` needs `slow_call_duration` to say which calls are slow")]
+    SlowCallRateWithoutDuration,
+}
+
+/// A call was rejected without running because the breaker is open, forced
+/// open, or half-open with every trial slot taken.
+///
+/// Cheap to clone, and `Send + Sync + 'static`, so it converts into any
+/// application error type.
+///
+/// ```
+/// use circuit_runtime::{CircuitBreaker, Config, State};
+///
+/// let breaker = CircuitBreaker::new("quotes", Config::default());
+/// breaker.force_open();
+/// let err = breaker.try_acquire().unwrap_err();
+/// assert_eq!(err.name(), "quotes");
+/// assert_eq!(err.state(), State::ForcedOpen);
+/// assert_eq!(err.retry_after(), None);
+/// assert_eq!(err.to_string(), "circuit breaker 'quotes' is forced open");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", RejectionMessage(self))]
+pub struct CircuitOpenError {
+    name: Arc<str>,
+    state: State,
+    retry_after: Option<Duration>,
+}
+
+impl CircuitOpenError {
+    pub(crate) fn new(name: Arc<str>, state: State, retry_after: Option<Duration>) -> Self {
+        Self {
+            name,
+            state,
+            retry_after,
+        }
+    }
+
+    /// The name of the breaker that rejected the call.
+    ///
+    /// ```
+    /// # let breaker = circuit_runtime::CircuitBreaker::new("quotes", Default::default());
+    /// # breaker.force_open();
+    /// let err = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(err.name(), "quotes");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The breaker's state when it rejected the call.
+    ///
+    /// ```
+    /// # let breaker = circuit_runtime::CircuitBreaker::new("quotes", Default::default());
+    /// # breaker.force_open();
+    /// let err = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(err.state(), circuit_runtime::State::ForcedOpen);
+    /// ```
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// How long until the breaker lets a trial call through, when that is
+    /// known: `Some` for an open breaker, `None` for one forced open or
+    /// half-open with every trial slot taken.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use circuit_runtime::{CircuitBreaker, Config, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let config = Config::builder()
+    ///     .failure_threshold(1)
+    ///     .recovery_timeout(Duration::from_secs(12))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let breaker = CircuitBreaker::new("quotes", config);
+    /// breaker.record_failure();
+    ///
+    /// let err = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(12)));
+    /// assert_eq!(err.to_string(), "circuit breaker 'quotes' is open; retry in 12.0s");
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+struct RejectionMessage<'a>(&'a CircuitOpenError);
+
+impl fmt::Display for RejectionMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let CircuitOpenError {
+            name,
+            state,
+            retry_after,
+        } = self.0;
+        write!(f, "circuit breaker '{name}' is ")?;
+        match state {
+            State::ForcedOpen => f.write_str("forced open")?,
+            State::HalfOpen => f.write_str("half-open and every trial slot is taken")?,
+            _ => f.write_str("open")?,
+        }
+        if let Some(retry_after) = retry_after {
+            write!(f, "; retry in {:.1}s", retry_after.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}
+
+/// What a protected call returns when it does not succeed: either the
+/// breaker rejected it, or it ran and failed with the caller's own error.
+///
+/// Both variants display and chain to their inner error unchanged.
+///
+/// ```
+/// use circuit_runtime::{CallError, CircuitBreaker, Config};
+///
+/// let breaker = CircuitBreaker::new("inventory", Config::default());
+/// match breaker.call(|| Err::<(), _>("timeout")) {
+///     Err(CallError::Failed(err)) => assert_eq!(err, "timeout"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError<E> {
+    /// The breaker did not run the call.
+    #[error(transparent)]
+    Rejected(CircuitOpenError),
+    /// The call ran and returned this error.
+    #[error(transparent)]
+    Failed(E),
+}
+
+impl<E> CallError<E> {
+    /// Whether the breaker rejected the call without running it.
+    ///
+    /// ```
+    /// use circuit_runtime::CallError;
+    /// assert!(!CallError::Failed("boom").is_rejected());
+    /// ```
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, CallError::Rejected(_))
+    }
+
+    /// The call's own error, if it ran and failed.
+    ///
+    /// ```
+    /// use circuit_runtime::CallError;
+    /// assert_eq!(CallError::Failed("boom").into_failed(), Some("boom"));
+    /// ```
+    pub fn into_failed(self) -> Option<E> {
+        match self {
+            CallError::Failed(err) => Some(err),
+            CallError::Rejected(_) => None,
+        }
+    }
+
+    /// Folds both variants into one error type, for callers whose error
+    /// already converts from a rejection.
+    ///
+    /// ```
+    /// use circuit_runtime::{CallError, CircuitOpenError};
+    ///
+    /// #[derive(Debug)]
+    /// enum ApiError { Unavailable, Timeout }
+    /// impl From<CircuitOpenError> for ApiError {
+    ///     fn from(_: CircuitOpenError) -> Self { ApiError::Unavailable }
+    /// }
+    ///
+    /// let err: ApiError = CallError::Failed(ApiError::Timeout).into_inner();
+    /// assert!(matches!(err, ApiError::Timeout));
+    /// ```
+    pub fn into_inner(self) -> E
+    where
+        E: From<CircuitOpenError>,
+    {
+        match self {
+            CallError::Failed(err) => err,
+            CallError::Rejected(rejection) => E::from(rejection),
+        }
+    }
+}

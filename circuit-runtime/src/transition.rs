@@ -1,0 +1,139 @@
+//! State changes as hooks see them, and the lists of hooks themselves.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use crate::sync::{Arc, RwLock};
+use crate::State;
+
+/// One state change of one breaker, handed to every transition hook.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use circuit_runtime::{CircuitBreaker, Config, State, Transition, TransitionCause};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let breaker = CircuitBreaker::new("ledger", Config::builder().failure_threshold(1).build()?);
+/// let log = Arc::clone(&seen);
+/// breaker.on_transition(move |t: &Transition| log.lock().unwrap().push((t.from, t.to, t.cause)));
+///
+/// breaker.record_failure();
+/// assert_eq!(
+///     *seen.lock().unwrap(),
+///     [(State::Closed, State::Open, TransitionCause::ConsecutiveFailures)]
+/// );
+/// # Ok::<(), circuit_runtime::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Transition {
+    /// The breaker's name.
+    pub name: String,
+    /// The state it left.
+    pub from: State,
+    /// The state it entered.
+    pub to: State,
+    /// When, on the breaker's clock.
+    pub at: Instant,
+    /// Which rule or command caused it.
+    pub cause: TransitionCause,
+}
+
+/// Why a breaker changed state.
+///
+/// ```
+/// use circuit_runtime::TransitionCause;
+/// assert_eq!(TransitionCause::FailureRate.to_string(), "failure rate reached its threshold");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransitionCause {
+    /// `failure_threshold` failures in a row.
+    ConsecutiveFailures,
+    /// The window's failure rate reached `failure_rate_threshold`.
+    FailureRate,
+    /// The window's slow-call rate reached `slow_call_rate_threshold`.
+    SlowCallRate,
+    /// The open time elapsed and a call arrived: trials may run.
+    RecoveryTimeoutElapsed,
+    /// `success_threshold` trials succeeded.
+    TrialsSucceeded,
+    /// A trial failed.
+    TrialFailed,
+    /// A half-open period reached no verdict within `half_open_timeout`.
+    HalfOpenTimeout,
+    /// [`CircuitBreaker::reset`](crate::CircuitBreaker::reset).
+    Reset,
+    /// [`CircuitBreaker::force_open`](crate::CircuitBreaker::force_open).
+    ForcedOpen,
+    /// [`CircuitBreaker::disable`](crate::CircuitBreaker::disable).
+    Disabled,
+}
+
+impl std::fmt::Display for TransitionCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransitionCause::ConsecutiveFailures => "consecutive failures reached their threshold",
+            TransitionCause::FailureRate => "failure rate reached its threshold",
+            TransitionCause::SlowCallRate => "slow call rate reached its threshold",
+            TransitionCause::RecoveryTimeoutElapsed => "recovery timeout elapsed",
+            TransitionCause::TrialsSucceeded => "trial calls succeeded",
+            TransitionCause::TrialFailed => "a trial call failed",
+            TransitionCause::HalfOpenTimeout => "half-open period timed out without a verdict",
+            TransitionCause::Reset => "reset",
+            TransitionCause::ForcedOpen => "forced open",
+            TransitionCause::Disabled => "disabled",
+        })
+    }
+}
+
+pub(crate) type Hook = Arc<dyn Fn(&Transition) + Send + Sync>;
+
+/// Hooks that can be added at any time, including from inside a hook.
+#[derive(Default)]
+pub(crate) struct HookList {
+    hooks: RwLock<Vec<Hook>>,
+}
+
+impl HookList {
+    pub(crate) fn push(&self, hook: Hook) {
+        self.hooks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(hook);
+    }
+
+    /// Runs every hook on `transition`. The list is copied first so no lock
+    /// is held while user code runs: a hook may add hooks or use the
+    /// breaker. A panicking hook is contained (the panic hook still reports
+    /// it) so it cannot unwind through the caller's call or stop the hooks
+    /// after it; the transition itself was committed before any hook ran.
+    pub(crate) fn run(&self, transition: &Transition) {
+        let hooks = self
+            .hooks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for hook in hooks {
+            let _contained = catch_unwind(AssertUnwindSafe(|| hook(transition)));
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hooks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+}
+
+impl std::fmt::Debug for HookList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self
+            .hooks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        f.debug_struct("HookList").field("hooks", &count).finish()
+    }
+}
