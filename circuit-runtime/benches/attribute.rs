@@ -1,0 +1,2 @@
+//! Placeholder until the attribute benchmark lands.
+fn main() {}
