@@ -104,7 +104,8 @@ impl State {
 
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad` honours width and alignment, for tables of breakers.
+        f.pad(self.as_str())
     }
 }
 
