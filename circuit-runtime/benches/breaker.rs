@@ -1,2 +1,253 @@
-//! Placeholder until the benchmark suite lands.
-fn main() {}
+//! The breaker's hot paths beside its Rust peers, `recloser` and `failsafe`,
+//! measured in one run so their ratios are comparable on a busy machine.
+//!
+//! Every library is configured as close to ours as its API allows: trip
+//! after 5 consecutive failures (`recloser` only has a failure rate, so it
+//! gets its default 100-call ring at a 50% rate, which it keeps in every
+//! group), stay open 60 s (an hour when the group measures rejections).
+//!
+//! Run with `cargo bench -p circuit-runtime --bench breaker`.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use circuit_runtime::{CallError, CircuitBreaker, Config};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use failsafe::{backoff, failure_policy, CircuitBreaker as _};
+use recloser::Recloser;
+
+const RECOVERY: Duration = Duration::from_secs(60);
+/// Long enough that no open breaker recovers while it is being measured.
+const LONG_RECOVERY: Duration = Duration::from_secs(3600);
+const THRESHOLD: u32 = 5;
+
+fn ours(recovery_timeout: Duration) -> CircuitBreaker {
+    let config = Config::builder()
+        .failure_threshold(THRESHOLD)
+        .recovery_timeout(recovery_timeout)
+        .build()
+        .expect("a valid config");
+    CircuitBreaker::new("bench", config)
+}
+
+/// Ours with a count window judged by a failure rate: the same rule
+/// `recloser` always applies.
+fn ours_with_rate_window() -> CircuitBreaker {
+    let config = Config::builder()
+        .failure_threshold(THRESHOLD)
+        .recovery_timeout(RECOVERY)
+        .failure_rate_threshold(0.5)
+        .window_size(100)
+        .build()
+        .expect("a valid config");
+    CircuitBreaker::new("bench", config)
+}
+
+fn recloser(open_wait: Duration) -> Recloser {
+    Recloser::custom()
+        .error_rate(0.5)
+        .closed_len(100)
+        .open_wait(open_wait)
+        .build()
+}
+
+fn failsafe(recovery: Duration) -> impl failsafe::CircuitBreaker + Send + Sync {
+    let policy = failure_policy::consecutive_failures(THRESHOLD, backoff::constant(recovery));
+    failsafe::Config::new().failure_policy(policy).build()
+}
+
+/// `failsafe`'s only rate rule: a success rate over a time window (it has
+/// no count window). At least 50% successes over 60 s, judged from 10 calls.
+fn failsafe_with_rate_window() -> impl failsafe::CircuitBreaker + Send + Sync {
+    let policy = failure_policy::success_rate_over_time_window(
+        0.5,
+        10,
+        Duration::from_secs(60),
+        backoff::constant(RECOVERY),
+    );
+    failsafe::Config::new().failure_policy(policy).build()
+}
+
+fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50);
+}
+
+fn closed_success(c: &mut Criterion) {
+    let mut group = c.benchmark_group("closed_success");
+    configure(&mut group);
+    let x = 42_u64;
+
+    group.bench_function("baseline", |b| {
+        b.iter(|| {
+            let call = || Ok::<_, ()>(black_box(x));
+            black_box(call())
+        });
+    });
+
+    let breaker = ours(RECOVERY);
+    let breaker = black_box(&breaker);
+    group.bench_function("circuit_runtime", |b| {
+        b.iter(|| black_box(breaker.call(|| Ok::<_, ()>(black_box(x)))));
+    });
+
+    let recl = recloser(RECOVERY);
+    let recl = black_box(&recl);
+    group.bench_function("recloser", |b| {
+        b.iter(|| black_box(recl.call(|| Ok::<_, ()>(black_box(x)))));
+    });
+
+    let fs = failsafe(RECOVERY);
+    let fs = black_box(&fs);
+    group.bench_function("failsafe", |b| {
+        b.iter(|| black_box(fs.call(|| Ok::<_, ()>(black_box(x)))));
+    });
+
+    group.finish();
+}
+
+fn open_reject(c: &mut Criterion) {
+    let mut group = c.benchmark_group("open_reject");
+    configure(&mut group);
+    let x = 42_u64;
+
+    let breaker = ours(LONG_RECOVERY);
+    while !matches!(
+        breaker.call(|| Err::<u64, _>(())),
+        Err(CallError::Rejected(_))
+    ) {}
+    let breaker = black_box(&breaker);
+    group.bench_function("circuit_runtime", |b| {
+        b.iter(|| {
+            let result = breaker.call(|| Ok::<_, ()>(black_box(x)));
+            debug_assert!(matches!(result, Err(CallError::Rejected(_))));
+            black_box(result)
+        });
+    });
+
+    let recl = recloser(LONG_RECOVERY);
+    while !matches!(
+        recl.call(|| Err::<u64, _>(())),
+        Err(recloser::Error::Rejected)
+    ) {}
+    let recl = black_box(&recl);
+    group.bench_function("recloser", |b| {
+        b.iter(|| {
+            let result = recl.call(|| Ok::<_, ()>(black_box(x)));
+            debug_assert!(matches!(result, Err(recloser::Error::Rejected)));
+            black_box(result)
+        });
+    });
+
+    let fs = failsafe(LONG_RECOVERY);
+    while !matches!(
+        fs.call(|| Err::<u64, _>(())),
+        Err(failsafe::Error::Rejected)
+    ) {}
+    let fs = black_box(&fs);
+    group.bench_function("failsafe", |b| {
+        b.iter(|| {
+            let result = fs.call(|| Ok::<_, ()>(black_box(x)));
+            debug_assert!(matches!(result, Err(failsafe::Error::Rejected)));
+            black_box(result)
+        });
+    });
+
+    group.finish();
+}
+
+const THREADS: usize = 2;
+
+/// Runs `call` `iters` times on each of [`THREADS`] threads at once and
+/// returns the wall time from the common start to the last thread's end:
+/// per iteration, that is what one call costs each thread while another
+/// thread hammers the same breaker. Spawning is outside the timed span.
+fn contended_run(iters: u64, call: impl Fn() + Sync) -> Duration {
+    let start = Barrier::new(THREADS + 1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                scope.spawn(|| {
+                    call(); // the thread's first call sets up its thread-locals
+                    start.wait();
+                    for _ in 0..iters {
+                        call();
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        let began = Instant::now();
+        for worker in workers {
+            worker.join().expect("a benchmark thread panicked");
+        }
+        began.elapsed()
+    })
+}
+
+fn contended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("contended");
+    configure(&mut group);
+    let x = 42_u64;
+
+    let breaker = ours(RECOVERY);
+    group.bench_function("circuit_runtime", |b| {
+        b.iter_custom(|iters| {
+            contended_run(iters, || {
+                let _ = black_box(black_box(&breaker).call(|| Ok::<_, ()>(black_box(x))));
+            })
+        });
+    });
+
+    let recl = recloser(RECOVERY);
+    group.bench_function("recloser", |b| {
+        b.iter_custom(|iters| {
+            contended_run(iters, || {
+                let _ = black_box(black_box(&recl).call(|| Ok::<_, ()>(black_box(x))));
+            })
+        });
+    });
+
+    let fs = failsafe(RECOVERY);
+    group.bench_function("failsafe", |b| {
+        b.iter_custom(|iters| {
+            contended_run(iters, || {
+                let _ = black_box(black_box(&fs).call(|| Ok::<_, ()>(black_box(x))));
+            })
+        });
+    });
+
+    group.finish();
+}
+
+fn rate_window(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rate_window");
+    configure(&mut group);
+    let x = 42_u64;
+
+    let breaker = ours_with_rate_window();
+    let breaker = black_box(&breaker);
+    group.bench_function("circuit_runtime", |b| {
+        b.iter(|| black_box(breaker.call(|| Ok::<_, ()>(black_box(x)))));
+    });
+
+    let recl = recloser(RECOVERY);
+    let recl = black_box(&recl);
+    group.bench_function("recloser", |b| {
+        b.iter(|| black_box(recl.call(|| Ok::<_, ()>(black_box(x)))));
+    });
+
+    let fs = failsafe_with_rate_window();
+    let fs = black_box(&fs);
+    group.bench_function("failsafe", |b| {
+        b.iter(|| black_box(fs.call(|| Ok::<_, ()>(black_box(x)))));
+    });
+
+    group.finish();
+}
+
+criterion_group!(benches, closed_success, open_reject, contended, rate_window);
+criterion_main!(benches);
