@@ -1,0 +1,137 @@
+//! The hot paths allocate nothing: a counting global allocator watches
+//! every call after a warm-up call (which may set up thread-locals).
+//!
+//! Counts are per thread, so the tests of this binary can run in parallel
+//! without seeing each other's allocations.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::time::Duration;
+
+use circuit_runtime::{CallError, CircuitBreaker, Config, State};
+
+/// The system allocator, counting the allocations of the current thread.
+struct Counting;
+
+thread_local! {
+    // `const` and free of `Drop`: touching it never allocates, so the
+    // allocator cannot recurse into itself.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    // A thread tearing down its thread-locals still allocates; skip it.
+    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged; counting touches only a `Cell` of the calling thread.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        System.realloc(ptr, layout, new_size)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const CALLS: u64 = 1_000;
+
+/// How many allocations this thread makes while running `call` [`CALLS`]
+/// times, after one uncounted warm-up run.
+fn allocations_per_calls(mut call: impl FnMut()) -> u64 {
+    call();
+    let before = ALLOCATIONS.with(Cell::get);
+    for _ in 0..CALLS {
+        call();
+    }
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+fn breaker(config: Config) -> CircuitBreaker {
+    CircuitBreaker::new("allocations", config)
+}
+
+#[test]
+fn the_counter_sees_allocations_inside_a_call() {
+    // Proves the zero counts below can fail: a call that allocates once is
+    // counted once per call.
+    let breaker = breaker(Config::default());
+    let allocations = allocations_per_calls(|| {
+        let result = breaker.call(|| Ok::<_, ()>(black_box(Box::new(7_u64))));
+        black_box(result).expect("a closed breaker runs the call");
+    });
+    assert_eq!(allocations, CALLS);
+}
+
+#[test]
+fn closed_success_call_allocates_nothing() {
+    let breaker = breaker(Config::default());
+    let allocations = allocations_per_calls(|| {
+        let result = breaker.call(|| Ok::<_, ()>(black_box(42_u64)));
+        black_box(result).expect("a closed breaker runs the call");
+    });
+    assert_eq!(allocations, 0, "allocations in {CALLS} closed calls");
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[test]
+fn permit_success_allocates_nothing() {
+    let breaker = breaker(Config::default());
+    let allocations = allocations_per_calls(|| {
+        breaker
+            .try_acquire()
+            .expect("a closed breaker admits the call")
+            .record_success();
+    });
+    assert_eq!(allocations, 0, "allocations in {CALLS} two-step calls");
+}
+
+#[test]
+fn rejected_call_allocates_nothing() {
+    let config = Config::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(3600))
+        .build()
+        .expect("a valid config");
+    let breaker = breaker(config);
+    let _ = breaker.call(|| Err::<u64, _>(()));
+    assert_eq!(breaker.state(), State::Open);
+    let allocations = allocations_per_calls(|| {
+        let result = breaker.call(|| Ok::<_, ()>(black_box(42_u64)));
+        assert!(matches!(black_box(result), Err(CallError::Rejected(_))));
+    });
+    assert_eq!(allocations, 0, "allocations in {CALLS} rejected calls");
+}
+
+#[test]
+fn rate_window_call_allocates_nothing() {
+    let config = Config::builder()
+        .failure_rate_threshold(0.5)
+        .window_size(100)
+        .build()
+        .expect("a valid config");
+    let breaker = breaker(config);
+    let allocations = allocations_per_calls(|| {
+        let result = breaker.call(|| Ok::<_, ()>(black_box(42_u64)));
+        black_box(result).expect("a closed breaker runs the call");
+    });
+    assert_eq!(allocations, 0, "allocations in {CALLS} windowed calls");
+    assert_eq!(breaker.metrics().failure_rate, Some(0.0));
+}
