@@ -19,6 +19,7 @@
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::{saturating_nanos, Timeline};
@@ -26,7 +27,7 @@ use crate::config::Config;
 use crate::error::{CallError, CircuitOpenError};
 use crate::metrics::{CallCounters, Counter, Metrics};
 use crate::permit::{Admission, Permit, Verdict};
-use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 use crate::transition::{HookList, Transition, TransitionCause};
 use crate::window::{Outcome, Tally, Window};
 

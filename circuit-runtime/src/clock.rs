@@ -4,7 +4,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::sync::{Arc, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::sync::{AtomicU64, Ordering};
 
 /// A clock that stands still until [`advance`](ManualClock::advance) moves it.
 ///

@@ -138,7 +138,8 @@ fn stripe_count() -> usize {
 /// threads land on different stripes.
 #[inline]
 fn thread_index() -> usize {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Plain std: a static cannot hold a loom atomic.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     thread_local! {
         static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
     }
@@ -148,8 +149,9 @@ fn thread_index() -> usize {
             if current != usize::MAX {
                 return current;
             }
-            #[allow(clippy::cast_possible_truncation)] // only the low bits pick a stripe
-            let assigned = NEXT.fetch_add(1, Ordering::Relaxed) as usize & (usize::MAX >> 1);
+            // Masked so the index never reaches the "unassigned" marker.
+            let assigned =
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & (usize::MAX >> 1);
             index.set(assigned);
             assigned
         })

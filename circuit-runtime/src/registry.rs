@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use crate::breaker::CircuitBreaker;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::sync::{lock, Arc, Mutex, RwLock};
 use crate::transition::{HookList, Transition, TransitionCause};
 use crate::State;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// The program's global registry, created on first use.
 ///
@@ -129,7 +129,7 @@ impl Registry {
         let mut breakers = self
             .breakers
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(existing) = breakers.get(name) {
             let existing = Arc::clone(existing);
             drop(breakers);
@@ -154,7 +154,10 @@ impl Registry {
             registered: existing.config().clone(),
             requested,
         };
-        let mut conflicts = lock(&self.conflicts);
+        let mut conflicts = self
+            .conflicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if !conflicts.contains(&conflict) {
             conflicts.push(conflict);
         }
@@ -168,7 +171,7 @@ impl Registry {
     pub fn get(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
         self.breakers
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned()
     }
@@ -185,7 +188,7 @@ impl Registry {
         let mut names: Vec<String> = self
             .breakers
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .keys()
             .cloned()
             .collect();
@@ -199,7 +202,7 @@ impl Registry {
         let mut breakers: Vec<Arc<CircuitBreaker>> = self
             .breakers
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .values()
             .cloned()
             .collect();
@@ -284,7 +287,10 @@ impl Registry {
     /// assert!(circuit_runtime::Registry::new().conflicts().is_empty());
     /// ```
     pub fn conflicts(&self) -> Vec<Conflict> {
-        lock(&self.conflicts).clone()
+        self.conflicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -1,9 +1,17 @@
-//! The one place the crate takes its synchronization primitives from, so the
-//! state machine can later be model-checked by swapping these for loom's
-//! types under `--cfg loom` without touching any other module.
+//! The primitives the state machine synchronizes through. Under
+//! `--cfg loom` they are loom's, so the loom models in `tests/loom.rs`
+//! explore every interleaving of the breaker's atomics and its transition
+//! lock. Everything outside the state machine (the registry, hook lists,
+//! shared names) uses `std` directly: loom objects cannot live in statics.
 
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
 /// Locks `mutex`, ignoring poisoning: nothing in this crate panics while
 /// holding a lock (user code never runs under one), so a poisoned lock can

@@ -3,7 +3,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use crate::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock};
+
 use crate::State;
 
 /// One state change of one breaker, handed to every transition hook.
