@@ -1,0 +1,251 @@
+//! Loom models of the state machine: every interleaving (up to a preemption
+//! bound) of two or three threads racing on one breaker.
+//!
+//! Run with:
+//! `RUSTFLAGS="--cfg loom" cargo test -p circuit-runtime --test loom --release`
+//! (`LOOM_MAX_PREEMPTIONS` raises the bound; the default here is 2).
+#![cfg(loom)]
+
+use std::time::Duration;
+
+use circuit_runtime::{CircuitBreaker, Config, ManualClock, Permit, State};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+fn model(body: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(2);
+    builder.check(body);
+}
+
+/// A breaker that has just become eligible for trials: open, with its
+/// recovery timeout elapsed, so the next acquire moves it to half-open.
+fn recovering(
+    half_open_max_calls: u32,
+    success_threshold: u32,
+) -> (Arc<CircuitBreaker>, ManualClock) {
+    let clock = ManualClock::new();
+    let config = Config::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(1))
+        .half_open_max_calls(half_open_max_calls)
+        .success_threshold(success_threshold)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::new("loom", config);
+    breaker.record_failure();
+    clock.advance(Duration::from_secs(1));
+    (Arc::new(breaker), clock)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum End {
+    Success,
+    Failure,
+    Ignored,
+    Drop,
+}
+
+fn end(permit: Permit<'_>, how: End) {
+    match how {
+        End::Success => permit.record_success(),
+        End::Failure => permit.record_failure(),
+        End::Ignored => permit.record_ignored(),
+        End::Drop => drop(permit),
+    }
+}
+
+/// Three threads try to run a trial at once; the in-flight count, measured
+/// inside the "call", never passes `half_open_max_calls`.
+#[test]
+fn half_open_trial_limit_is_never_exceeded() {
+    model(|| {
+        let (breaker, _clock) = recovering(1, 5);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let attempt = {
+            let breaker = Arc::clone(&breaker);
+            let in_flight = Arc::clone(&in_flight);
+            move || {
+                if let Ok(permit) = breaker.try_acquire() {
+                    let running = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    assert!(running <= 1, "{running} trials in flight, limit 1");
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    permit.record_ignored();
+                }
+            }
+        };
+        let other = thread::spawn(attempt.clone());
+        let third = thread::spawn(attempt.clone());
+        attempt();
+        other.join().unwrap();
+        third.join().unwrap();
+        assert_eq!(breaker.state(), State::HalfOpen);
+    });
+}
+
+/// Trials ending every way a call can end each give their slot back exactly
+/// once: afterwards exactly `half_open_max_calls` trials fit again.
+fn slots_come_back(first: End, second: End) {
+    model(move || {
+        let (breaker, _clock) = recovering(2, 3);
+        let worker = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || {
+                if let Ok(permit) = breaker.try_acquire() {
+                    end(permit, first);
+                }
+            })
+        };
+        if let Ok(permit) = breaker.try_acquire() {
+            end(permit, second);
+        }
+        worker.join().unwrap();
+
+        assert_eq!(breaker.state(), State::HalfOpen);
+        let one = breaker.try_acquire().expect("first slot is free");
+        let two = breaker.try_acquire().expect("second slot is free");
+        assert!(breaker.try_acquire().is_err(), "only two slots exist");
+        drop((one, two));
+    });
+}
+
+#[test]
+fn dropped_and_ignored_trials_release_their_slots_once() {
+    slots_come_back(End::Drop, End::Ignored);
+}
+
+#[test]
+fn succeeding_and_dropped_trials_release_their_slots_once() {
+    slots_come_back(End::Success, End::Drop);
+}
+
+/// Two failing trials reopen the breaker exactly once, and the next
+/// half-open period starts with all of its slots free.
+///
+/// A panicking trial takes the same path (its permit's drop records a
+/// failure), but loom cannot run its primitives during unwinding, so panics
+/// are covered by `tests/panics_and_cancellation.rs` and the property test.
+#[test]
+fn failing_trials_reopen_exactly_once() {
+    model(|| {
+        let (breaker, clock) = recovering(2, 3);
+        let worker = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || {
+                if let Ok(permit) = breaker.try_acquire() {
+                    end(permit, End::Failure);
+                }
+            })
+        };
+        if let Ok(permit) = breaker.try_acquire() {
+            end(permit, End::Failure);
+        }
+        worker.join().unwrap();
+        let metrics = breaker.metrics();
+        assert_eq!(breaker.state(), State::Open);
+        // One open from the initial trip, and exactly one reopen, however
+        // the two failures interleave.
+        assert_eq!(metrics.times_opened, 2);
+        assert_eq!(metrics.times_half_opened, 1);
+
+        clock.advance(Duration::from_secs(1));
+        let one = breaker.try_acquire().expect("first slot of the new period");
+        let two = breaker
+            .try_acquire()
+            .expect("second slot of the new period");
+        assert!(breaker.try_acquire().is_err(), "only two slots exist");
+        drop((one, two));
+    });
+}
+
+/// Two failures racing past `failure_threshold` trip the breaker once, and
+/// the hook sees exactly one transition.
+#[test]
+fn a_trip_is_applied_exactly_once() {
+    model(|| {
+        let breaker = Arc::new(CircuitBreaker::new(
+            "loom",
+            Config::builder().failure_threshold(2).build().unwrap(),
+        ));
+        let seen = Arc::new(AtomicUsize::new(0));
+        {
+            let seen = Arc::clone(&seen);
+            breaker.on_transition(move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let first = breaker.try_acquire().unwrap();
+        let second = breaker.try_acquire().unwrap();
+        let worker = thread::spawn({
+            let breaker = Arc::clone(&breaker);
+            move || breaker.record_failure()
+        });
+        first.record_failure();
+        second.record_failure();
+        worker.join().unwrap();
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(breaker.metrics().times_opened, 1);
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Two calls arriving after the recovery timeout move the breaker to
+/// half-open once.
+#[test]
+fn recovery_to_half_open_happens_once() {
+    model(|| {
+        let (breaker, _clock) = recovering(2, 1);
+        let worker = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || breaker.try_acquire().map(drop).is_ok())
+        };
+        let here = breaker.try_acquire().map(drop).is_ok();
+        let there = worker.join().unwrap();
+        assert!(here && there, "two slots, two callers");
+        assert_eq!(breaker.metrics().times_half_opened, 1);
+    });
+}
+
+/// A failure from a call admitted before a reset belongs to the old period:
+/// whichever of the two lands first, the breaker ends closed with no
+/// failures counted.
+#[test]
+fn a_stale_failure_never_trips_the_new_period() {
+    model(|| {
+        let breaker = Arc::new(CircuitBreaker::new(
+            "loom",
+            Config::builder().failure_threshold(1).build().unwrap(),
+        ));
+        let permit = breaker.try_acquire().unwrap();
+        let resetter = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || breaker.reset())
+        };
+        permit.record_failure();
+        resetter.join().unwrap();
+        assert_eq!(breaker.state(), State::Closed);
+        assert_eq!(breaker.metrics().consecutive_failures, 0);
+    });
+}
+
+/// A trial admitted in a half-open period that fails around a reset: if the
+/// failure lands first it reopens and the reset closes; if the reset lands
+/// first the failure is stale. Either way the breaker ends closed: a stale
+/// failure that reopened it would leave it open.
+#[test]
+fn a_stale_trial_failure_never_reopens() {
+    model(|| {
+        let (breaker, _clock) = recovering(1, 1);
+        let trial = breaker.try_acquire().unwrap();
+        assert_eq!(breaker.state(), State::HalfOpen);
+        let resetter = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || breaker.reset())
+        };
+        trial.record_failure();
+        resetter.join().unwrap();
+        assert_eq!(breaker.state(), State::Closed);
+    });
+}
