@@ -1,2 +1,19 @@
 //! The `#[circuit_breaker]` attribute. Depend on `circuit-runtime` and use it
-//! from there: `use circuit_runtime::circuit_breaker;`.
+//! from there: `use circuit_runtime::circuit_breaker;`, whose documentation
+//! describes every key.
+
+mod args;
+mod duration;
+mod errors;
+mod expand;
+mod item;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Puts a function behind a named breaker of the global registry. See
+/// `circuit_runtime::circuit_breaker` for the keys and examples.
+#[proc_macro_attribute]
+pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::circuit_breaker(args.into(), item.into()).into()
+}

@@ -1,0 +1,298 @@
+//! Code generation: the annotated function with its body routed through the
+//! breaker, and nothing else changed.
+//!
+//! Generated code reaches the runtime only through `#krate::__private`, and
+//! its locals are `Span::mixed_site()` identifiers, which the user's body can
+//! neither see nor shadow.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{parse_quote, FnArg, Ident, Pat, Path, ReturnType, Type};
+
+use crate::args::{self, Args, FallbackOn, Value};
+use crate::errors::Errors;
+use crate::item::{self, Function};
+use crate::validate;
+
+/// The attribute's whole job: parse, validate, expand.
+///
+/// On any error the output is every error followed by the item exactly as
+/// written, so the function still exists for its callers and a typo in the
+/// attribute is reported once, not once per call site.
+pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = args::parse(args, &mut errors);
+    let function = match item::parse(&item) {
+        Ok(function) => Some(function),
+        Err(err) => {
+            errors.push(err);
+            None
+        }
+    };
+    validate::check(&args, function.as_ref(), &mut errors);
+    match (errors.into_error(), function) {
+        (None, Some(function)) => expand(&args, &function),
+        (error, _) => {
+            let mut output = error
+                .map(|error| error.to_compile_error())
+                .unwrap_or_default();
+            output.extend(item);
+            output
+        }
+    }
+}
+
+/// One argument of the function as the fallback receives it.
+struct Argument {
+    /// `self` or the argument's name, as the user wrote it.
+    ident: TokenStream,
+    /// A reference (receiver or argument): passed again after the call, as
+    /// a reborrow, instead of being cloned.
+    by_reference: bool,
+}
+
+/// Input:
+///
+/// ```text
+/// #[circuit_breaker(name = "quotes", failure_threshold = 3, fallback = cached)]
+/// pub fn fetch(id: u32) -> Result<Quote, ApiError> { body }
+/// ```
+///
+/// Output:
+///
+/// ```text
+/// pub fn fetch(id: u32) -> Result<Quote, ApiError> {
+///     let breaker = {
+///         static SITE: CallSite = CallSite::new();
+///         SITE.breaker("quotes", || build("quotes", Config::builder().failure_threshold(3)))
+///     };
+///     let permit = match breaker.try_acquire() {
+///         Ok(permit) => permit,
+///         Err(_) => return cached(id),            // or: return reject(rejection)
+///     };
+///     finish::<Result<Quote, ApiError>, _, _>(permit, every_error, || body)
+/// }
+/// ```
+///
+/// An `async fn` awaits `finish_async(permit, is_failure, async body)`
+/// instead, and awaits its fallback. With `fallback_on = "any_error"` the
+/// arguments are cloned first and a failed outcome goes to the fallback too.
+fn expand(args: &Args, function: &Function) -> TokenStream {
+    let Function {
+        attrs,
+        vis,
+        sig,
+        body,
+    } = function;
+    let krate: Path = args
+        .krate
+        .clone()
+        .unwrap_or_else(|| parse_quote!(::circuit_runtime));
+    let private = quote!(#krate::__private);
+    let def = Span::mixed_site();
+    let breaker = Ident::new("breaker", def);
+    let site = Ident::new("CIRCUIT_BREAKER_SITE", def);
+    let permit = Ident::new("permit", def);
+    let rejection = Ident::new("rejection", def);
+    let outcome = Ident::new("outcome", def);
+
+    let name = args.name.as_ref().map_or_else(
+        || {
+            let fn_name = sig.ident.unraw().to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
+        },
+        ToTokens::to_token_stream,
+    );
+    let config = config(args, &private, &name);
+
+    let ret = match &sig.output {
+        ReturnType::Default => quote_spanned!(sig.ident.span()=> ()),
+        ReturnType::Type(_, ty) => {
+            let mut ty = (**ty).clone();
+            ImplTraitEraser.visit_type_mut(&mut ty);
+            ty.into_token_stream()
+        }
+    };
+    // Bounds on the return type are checked at its span, so "must return a
+    // `Result`" and "needs `From<CircuitOpenError>`" point at it.
+    let ret_span = match &sig.output {
+        ReturnType::Default => sig.ident.span(),
+        ReturnType::Type(_, ty) => ty.span(),
+    };
+    let is_failure = args
+        .is_failure
+        .as_ref()
+        .map_or_else(|| quote!(#private::every_error), ToTokens::to_token_stream);
+    let is_async = sig.asyncness.is_some();
+
+    let arguments = arguments(sig);
+    let any_error = matches!(args.fallback_on, Some((FallbackOn::AnyError, _)));
+
+    let on_rejection = args.fallback.as_ref().map_or_else(
+        || quote_spanned!(ret_span=> #private::reject::<#ret>(#rejection)),
+        |fallback| {
+            let passed = arguments.iter().map(|argument| &argument.ident);
+            call_fallback(fallback, &private, is_async, &quote!(#(#passed),*))
+        },
+    );
+    let rejection_pattern = if args.fallback.is_some() {
+        quote!(_)
+    } else {
+        quote!(#rejection)
+    };
+
+    let (copies, after_failure) = match (any_error, &args.fallback) {
+        (true, Some(fallback)) => {
+            fallback_on_error(fallback, &arguments, &private, is_async, &outcome)
+        }
+        _ => (TokenStream::new(), TokenStream::new()),
+    };
+
+    let run = if is_async {
+        quote!(#private::finish_async::<#ret, _, _>(#permit, #is_failure, async #body).await)
+    } else {
+        quote!(#private::finish::<#ret, _, _>(#permit, #is_failure, || #body))
+    };
+    let tail = if after_failure.is_empty() {
+        run
+    } else {
+        quote! {
+            let #outcome = #run;
+            #after_failure
+            #outcome
+        }
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let #breaker = {
+                static #site: #private::CallSite = #private::CallSite::new();
+                #site.breaker(#name, #config)
+            };
+            #copies
+            let #permit = match #breaker.try_acquire() {
+                ::core::result::Result::Ok(#permit) => #permit,
+                ::core::result::Result::Err(#rejection_pattern) => return #on_rejection,
+            };
+            #tail
+        }
+    }
+}
+
+/// `fallback_on = "any_error"`: the copies taken before the body can move
+/// the originals, each spanned at its argument so "not `Clone`" points
+/// there, and the check that sends a failed outcome to the fallback.
+fn fallback_on_error(
+    fallback: &Path,
+    arguments: &[Argument],
+    private: &TokenStream,
+    is_async: bool,
+    outcome: &Ident,
+) -> (TokenStream, TokenStream) {
+    let mut copies = TokenStream::new();
+    let mut passed = Vec::new();
+    for (index, argument) in arguments.iter().enumerate() {
+        if argument.by_reference {
+            passed.push(argument.ident.clone());
+            continue;
+        }
+        let copy = format_ident!("argument_{}", index, span = Span::mixed_site());
+        let ident = &argument.ident;
+        copies.extend(quote_spanned! {ident.span()=>
+            let #copy = #private::FallbackArg::clone_for_fallback(&#ident);
+        });
+        passed.push(copy.into_token_stream());
+    }
+    let call = call_fallback(fallback, private, is_async, &quote!(#(#passed),*));
+    let after_failure = quote! {
+        if #private::is_error(&#outcome) {
+            return #call;
+        }
+    };
+    (copies, after_failure)
+}
+
+/// The configuration a call site registers: the `config` function, the
+/// keys' builder chain, or the defaults.
+fn config(args: &Args, private: &TokenStream, name: &TokenStream) -> TokenStream {
+    if let Some((_, path)) = &args.config {
+        return path.to_token_stream();
+    }
+    if args.options.is_empty() {
+        return quote!(#private::Config::default);
+    }
+    let setters = args.options.iter().map(|option| {
+        let key = &option.key;
+        let value = match option.value {
+            Value::Integer(value) => {
+                let value = u32::try_from(value).expect("validated range");
+                Literal::u32_unsuffixed(value).into_token_stream()
+            }
+            Value::Number(value) => Literal::f64_unsuffixed(value).into_token_stream(),
+            Value::Duration(value) => {
+                let secs = value.as_secs();
+                let nanos = value.subsec_nanos();
+                quote!(#private::Duration::new(#secs, #nanos))
+            }
+        };
+        quote_spanned!(option.span=> .#key(#value))
+    });
+    quote!(|| #private::build(#name, #private::Config::builder() #(#setters)*))
+}
+
+/// The call of the fallback, spanned at its path so a signature mismatch
+/// is reported at `fallback = ...`.
+fn call_fallback(
+    fallback: &Path,
+    private: &TokenStream,
+    is_async: bool,
+    arguments: &TokenStream,
+) -> TokenStream {
+    let span = fallback.span();
+    if is_async {
+        quote_spanned!(span=> #private::async_fallback(#fallback(#arguments)).await)
+    } else {
+        quote_spanned!(span=> #fallback(#arguments))
+    }
+}
+
+fn arguments(sig: &syn::Signature) -> Vec<Argument> {
+    sig.inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Receiver(receiver) => Some(Argument {
+                ident: receiver.self_token.to_token_stream(),
+                by_reference: receiver.reference.is_some()
+                    || matches!(*receiver.ty, Type::Reference(_)),
+            }),
+            FnArg::Typed(typed) => match &*typed.pat {
+                Pat::Ident(pat) => Some(Argument {
+                    ident: pat.ident.to_token_stream(),
+                    by_reference: matches!(*typed.ty, Type::Reference(_)),
+                }),
+                // Rejected by validation when a fallback needs them.
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// Replaces `impl Trait` with `_` in a type used as a turbofish: the opaque
+/// type has no name there, and inference fills it in.
+struct ImplTraitEraser;
+
+impl VisitMut for ImplTraitEraser {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::ImplTrait(impl_trait) = ty {
+            *ty = Type::Infer(syn::TypeInfer {
+                underscore_token: syn::Token![_](impl_trait.span()),
+            });
+        } else {
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
+    }
+}
