@@ -129,7 +129,7 @@ impl<'a> Permit<'a> {
     fn settle(self, verdict: Verdict) {
         // The verdict replaces the drop: skip `Drop`, which would settle again.
         let this = ManuallyDrop::new(self);
-        this.breaker.settle(&this.admission, verdict);
+        this.breaker.settle(this.admission, verdict);
     }
 }
 
@@ -140,7 +140,7 @@ impl Drop for Permit<'_> {
         } else {
             Verdict::Released
         };
-        self.breaker.settle(&self.admission, verdict);
+        self.breaker.settle(self.admission, verdict);
     }
 }
 

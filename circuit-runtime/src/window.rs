@@ -122,11 +122,17 @@ impl CountWindow {
     fn record(&self, outcome: Outcome) -> Tally {
         let position = self.written.fetch_add(1, Ordering::Relaxed);
         let new = encode(outcome);
-        let old = self.slots[self.modulo.reduce(position)].swap(new, Ordering::Relaxed);
-        // Most calls replace a success with a success: nothing to adjust.
-        if old != new {
-            adjust(&self.failures, old & FAILED != 0, outcome.failed);
-            adjust(&self.slow, old & SLOW != 0, outcome.slow);
+        let slot = &self.slots[self.modulo.reduce(position)];
+        // Most calls replace a success with a success: nothing to write or
+        // adjust. Skipping the swap when the slot already holds `new` is a
+        // swap that changed nothing, so the totals stay exact; it saves the
+        // hot path a locked instruction.
+        if slot.load(Ordering::Relaxed) != new {
+            let old = slot.swap(new, Ordering::Relaxed);
+            if old != new {
+                adjust(&self.failures, old & FAILED != 0, outcome.failed);
+                adjust(&self.slow, old & SLOW != 0, outcome.slow);
+            }
         }
         self.tally_at(position + 1)
     }
@@ -135,6 +141,7 @@ impl CountWindow {
         self.tally_at(self.written.load(Ordering::Relaxed))
     }
 
+    #[inline]
     fn tally_at(&self, written: u64) -> Tally {
         let calls = written
             .saturating_sub(self.cleared_at.load(Ordering::Relaxed))
