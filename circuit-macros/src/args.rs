@@ -5,9 +5,9 @@
 //! the others: every error is collected and reported together.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, Token, UnOp};
 
 use crate::duration;
@@ -84,7 +84,9 @@ pub struct ConfigOption {
     pub key: Ident,
     pub value: Value,
     /// The value's tokens, where range errors point.
-    pub span: Span,
+    pub tokens: TokenStream,
+    /// The value as written, for messages (`2.0`, not `2`).
+    pub written: String,
 }
 
 /// An option's value, checked for kind but not yet for range.
@@ -218,7 +220,8 @@ impl Args {
                     self.options.push(ConfigOption {
                         key: key.clone(),
                         value: parsed,
-                        span: value.span(),
+                        tokens: value.to_token_stream(),
+                        written: value.to_token_stream().to_string().replace(' ', ""),
                     });
                 })
             }

@@ -5,7 +5,7 @@
 //! its locals are `Span::mixed_site()` identifiers, which the user's body can
 //! neither see nor shadow.
 
-use proc_macro2::{Literal, Span, TokenStream};
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -116,8 +116,10 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
             ty.into_token_stream()
         }
     };
-    // Bounds on the return type are checked at its span, so "must return a
-    // `Result`" and "needs `From<CircuitOpenError>`" point at it.
+    // The calls that bound the return type are spanned at it (only names
+    // that resolve anywhere appear in them: absolute paths and the locals
+    // passed in), so "must return a `Result`" and "needs
+    // `From<CircuitOpenError>`" point at the return type.
     let ret_span = match &sig.output {
         ReturnType::Default => sig.ident.span(),
         ReturnType::Type(_, ty) => ty.span(),
@@ -152,9 +154,11 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
     };
 
     let run = if is_async {
-        quote!(#private::finish_async::<#ret, _, _>(#permit, #is_failure, async #body).await)
+        quote_spanned!(ret_span=>
+            #private::finish_async::<#ret, _, _>(#permit, #is_failure, async #body).await
+        )
     } else {
-        quote!(#private::finish::<#ret, _, _>(#permit, #is_failure, || #body))
+        quote_spanned!(ret_span=> #private::finish::<#ret, _, _>(#permit, #is_failure, || #body))
     };
     let tail = if after_failure.is_empty() {
         run
@@ -202,8 +206,15 @@ fn fallback_on_error(
         }
         let copy = format_ident!("argument_{}", index, span = Span::mixed_site());
         let ident = &argument.ident;
+        // Borrowed through a local, not `&#ident`: rustc would otherwise
+        // suggest borrowing the argument, since `&T` is always `Clone`.
+        let clone = respan(quote!(#private::clone_for_fallback), ident.span());
+        let borrowed = Ident::new("argument", Span::mixed_site().located_at(ident.span()));
         copies.extend(quote_spanned! {ident.span()=>
-            let #copy = #private::FallbackArg::clone_for_fallback(&#ident);
+            let #copy = {
+                let #borrowed = &#ident;
+                #clone(#borrowed)
+            };
         });
         passed.push(copy.into_token_stream());
     }
@@ -239,7 +250,7 @@ fn config(args: &Args, private: &TokenStream, name: &TokenStream) -> TokenStream
                 quote!(#private::Duration::new(#secs, #nanos))
             }
         };
-        quote_spanned!(option.span=> .#key(#value))
+        quote!(.#key(#value))
     });
     quote!(|| #private::build(#name, #private::Config::builder() #(#setters)*))
 }
@@ -253,11 +264,32 @@ fn call_fallback(
     arguments: &TokenStream,
 ) -> TokenStream {
     let span = fallback.span();
+    let arguments = respan(arguments.clone(), span);
     if is_async {
-        quote_spanned!(span=> #private::async_fallback(#fallback(#arguments)).await)
+        let check = respan(quote!(#private::async_fallback), span);
+        quote_spanned!(span=> #check(#fallback(#arguments)).await)
     } else {
         quote_spanned!(span=> #fallback(#arguments))
     }
+}
+
+/// `tokens` moved to where `span` is, so that an error about them points at
+/// the user's token that `span` comes from. Names still resolve as before
+/// (`located_at` keeps their hygiene).
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(group.span().located_at(span));
+                token = TokenTree::Group(respanned);
+            } else {
+                token.set_span(token.span().located_at(span));
+            }
+            token
+        })
+        .collect()
 }
 
 fn arguments(sig: &syn::Signature) -> Vec<Argument> {

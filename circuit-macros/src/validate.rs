@@ -57,10 +57,11 @@ pub fn check(args: &Args, function: Option<&Function>, errors: &mut Errors) {
     }
 }
 
-fn out_of_range(option: &ConfigOption, expected: &str, got: &str) -> syn::Error {
+fn out_of_range(option: &ConfigOption, expected: &str) -> syn::Error {
     let key = &option.key;
-    syn::Error::new(
-        option.span,
+    let got = &option.written;
+    syn::Error::new_spanned(
+        &option.tokens,
         format!(
             "`{key}` must be {expected}, got {got}: write e.g. `{key} = {}`",
             example(&key.to_string())
@@ -80,7 +81,7 @@ fn check_range(option: &ConfigOption) -> syn::Result<()> {
                 _ => (i128::from(u32::MAX), "at least 1"),
             };
             if value < 1 {
-                return Err(out_of_range(option, expected, &value.to_string()));
+                return Err(out_of_range(option, expected));
             }
             if value > max {
                 let expected = if max == i128::from(u32::MAX) {
@@ -88,7 +89,7 @@ fn check_range(option: &ConfigOption) -> syn::Result<()> {
                 } else {
                     expected
                 };
-                return Err(out_of_range(option, expected, &value.to_string()));
+                return Err(out_of_range(option, expected));
             }
         }
         Value::Number(value) => {
@@ -103,12 +104,12 @@ fn check_range(option: &ConfigOption) -> syn::Result<()> {
                     "jitter" => "between 0 and 1",
                     _ => "greater than 0 and at most 1",
                 };
-                return Err(out_of_range(option, expected, &value.to_string()));
+                return Err(out_of_range(option, expected));
             }
         }
         Value::Duration(value) => {
             if value.is_zero() {
-                return Err(out_of_range(option, "greater than zero", "0s"));
+                return Err(out_of_range(option, "greater than zero"));
             }
         }
     }
@@ -157,12 +158,12 @@ fn check_combinations(args: &Args, errors: &mut Errors) {
         if let (Some(minimum_calls), Some(window_size)) = (integer(args, "minimum_calls"), window) {
             if minimum_calls > window_size && window_size >= 1 {
                 let default = if args.option("window_size").is_none() {
-                    " (the default)"
+                    ", the default"
                 } else {
                     ""
                 };
-                errors.push(syn::Error::new(
-                    minimum.span,
+                errors.push(syn::Error::new_spanned(
+                    &minimum.tokens,
                     format!(
                         "`minimum_calls` ({minimum_calls}) must be at most `window_size` \
                          ({window_size}{default}), or the window never holds enough calls to \
@@ -175,11 +176,18 @@ fn check_combinations(args: &Args, errors: &mut Errors) {
     if let Some(max) = duration(args, "max_recovery_timeout") {
         let recovery = duration(args, "recovery_timeout").unwrap_or(DEFAULT_RECOVERY_TIMEOUT);
         if max < recovery && !max.is_zero() {
-            errors.push(syn::Error::new(
-                args.option("max_recovery_timeout").expect("present").span,
+            let option = args.option("max_recovery_timeout").expect("present");
+            let recovery = args.option("recovery_timeout").map_or_else(
+                || "60s, the default".to_owned(),
+                |option| option.written.clone(),
+            );
+            errors.push(syn::Error::new_spanned(
+                &option.tokens,
                 format!(
-                    "`max_recovery_timeout` ({max:?}) must be at least `recovery_timeout` \
-                     ({recovery:?}): backoff only ever lengthens the open time"
+                    "`max_recovery_timeout` ({}) must be at least `recovery_timeout` \
+                     ({recovery}): backoff only ever lengthens the open time; raise \
+                     `max_recovery_timeout` or leave it out",
+                    option.written
                 ),
             ));
         }

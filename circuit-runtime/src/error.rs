@@ -246,3 +246,21 @@ impl<E> CallError<E> {
         }
     }
 }
+
+/// A rejection as an I/O error (kind `Other`, the rejection as its source),
+/// so functions returning `std::io::Result` can be protected by
+/// `#[circuit_breaker]` without a fallback.
+///
+/// ```
+/// use circuit_runtime::CircuitBreaker;
+///
+/// let breaker = CircuitBreaker::new("disk", Default::default());
+/// breaker.force_open();
+/// let err = std::io::Error::from(breaker.try_acquire().unwrap_err());
+/// assert_eq!(err.to_string(), "circuit breaker 'disk' is forced open");
+/// ```
+impl From<CircuitOpenError> for std::io::Error {
+    fn from(rejection: CircuitOpenError) -> Self {
+        std::io::Error::other(rejection)
+    }
+}

@@ -133,6 +133,12 @@ impl<T: Clone> FallbackArg for T {
     }
 }
 
+/// The fallback's copy of one argument.
+#[inline]
+pub fn clone_for_fallback<T: FallbackArg>(argument: &T) -> T {
+    argument.clone_for_fallback()
+}
+
 /// What the fallback of an `async fn` returns.
 #[diagnostic::on_unimplemented(
     message = "the fallback of an `async fn` must be an `async fn` too, but it returns `{Self}`, which is not a future",

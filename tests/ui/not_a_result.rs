@@ -1,0 +1,25 @@
+use circuit_runtime::{circuit_breaker, CircuitOpenError};
+
+#[derive(Debug)]
+pub struct Unavailable;
+
+impl From<CircuitOpenError> for Unavailable {
+    fn from(_: CircuitOpenError) -> Self {
+        Unavailable
+    }
+}
+
+#[circuit_breaker(name = "quotes")]
+fn fetch() -> u32 {
+    1
+}
+
+#[circuit_breaker(name = "log")]
+fn log(line: &str) {
+    println!("{line}");
+}
+
+fn main() {
+    let _ = fetch();
+    log("x");
+}
