@@ -429,3 +429,27 @@ fn a_breaker_reads_its_manual_clock() {
     clock.advance(Duration::from_secs(90));
     assert_eq!(breaker.now(), clock.now());
 }
+
+#[test]
+fn advancing_the_manual_clock_by_duration_max_moves_it_forward() {
+    let clock = ManualClock::new();
+    let breaker = CircuitBreaker::new(
+        "far-future",
+        Config::builder()
+            .failure_threshold(1)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+    );
+    clock.advance(Duration::from_secs(1));
+    breaker.record_failure();
+    let before = clock.now();
+    clock.advance(Duration::MAX);
+    assert!(clock.now() > before, "time never goes back");
+    clock.advance(Duration::MAX);
+    assert!(clock.now() > before, "and saturates instead of wrapping");
+    let trial = breaker
+        .try_acquire()
+        .expect("past every timeout, the breaker lets a trial through");
+    assert_eq!(trial.admitted_in(), circuit_runtime::State::HalfOpen);
+}

@@ -73,9 +73,15 @@ impl ManualClock {
     /// assert_eq!(clock.now() - before, Duration::from_millis(250));
     /// ```
     pub fn advance(&self, by: Duration) {
-        self.shared
-            .elapsed_nanos
-            .fetch_add(saturating_nanos(by), Ordering::AcqRel);
+        // Saturating, not `fetch_add`: that wraps, so a test advancing by
+        // `Duration::MAX` ("past every timeout") moved the clock 1ns back.
+        let by = saturating_nanos(by);
+        let _ =
+            self.shared
+                .elapsed_nanos
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |nanos| {
+                    Some(nanos.saturating_add(by))
+                });
     }
 
     /// The clock's current instant.
