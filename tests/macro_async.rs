@@ -1,0 +1,138 @@
+//! `#[circuit_breaker]` on `async fn`s, under tokio and under
+//! `futures::executor::block_on`, observed through the global registry.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use circuit_runtime::{circuit_breaker, registry, CircuitOpenError, Config, ManualClock, State};
+
+#[derive(Clone, Debug, PartialEq)]
+enum FetchError {
+    Down,
+    Unavailable,
+}
+
+impl From<CircuitOpenError> for FetchError {
+    fn from(_: CircuitOpenError) -> Self {
+        FetchError::Unavailable
+    }
+}
+
+async fn remote(healthy: bool) -> Result<u32, FetchError> {
+    tokio::task::yield_now().await;
+    if healthy {
+        Ok(42)
+    } else {
+        Err(FetchError::Down)
+    }
+}
+
+#[circuit_breaker(name = "macro_async.tokio", failure_threshold = 2, fallback = stale)]
+async fn fetch(healthy: bool) -> Result<u32, FetchError> {
+    let value = remote(healthy).await?;
+    Ok(value)
+}
+
+#[allow(clippy::unused_async, clippy::unnecessary_wraps)]
+async fn stale(healthy: bool) -> Result<u32, FetchError> {
+    Ok(if healthy { 1 } else { 0 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_calls_trip_and_reject_into_an_awaited_fallback_under_tokio() {
+    assert_eq!(fetch(true).await, Ok(42));
+    assert_eq!(fetch(false).await, Err(FetchError::Down));
+    let spawned = tokio::spawn(fetch(false)).await.unwrap();
+    assert_eq!(spawned, Err(FetchError::Down), "the future is Send");
+    assert_eq!(
+        registry().get("macro_async.tokio").unwrap().state(),
+        State::Open
+    );
+    assert_eq!(
+        fetch(true).await,
+        Ok(1),
+        "rejected: the async fallback answers"
+    );
+}
+
+#[circuit_breaker(name = "macro_async.block_on", failure_threshold = 1)]
+async fn on_any_executor(healthy: bool) -> Result<u32, FetchError> {
+    if healthy {
+        Ok(5)
+    } else {
+        Err(FetchError::Down)
+    }
+}
+
+#[test]
+fn async_calls_run_on_any_executor() {
+    futures::executor::block_on(async {
+        assert_eq!(on_any_executor(true).await, Ok(5));
+        assert_eq!(on_any_executor(false).await, Err(FetchError::Down));
+        assert_eq!(on_any_executor(true).await, Err(FetchError::Unavailable));
+    });
+}
+
+#[circuit_breaker(name = "macro_async.panic", failure_threshold = 1)]
+async fn explodes() -> Result<(), FetchError> {
+    tokio::task::yield_now().await;
+    panic!("the body panicked")
+}
+
+#[tokio::test]
+async fn a_panicking_async_body_counts_as_a_failure() {
+    let joined = tokio::spawn(explodes()).await;
+    assert!(joined.unwrap_err().is_panic());
+    let breaker = registry().get("macro_async.panic").unwrap();
+    assert_eq!(breaker.metrics().failed_calls, 1);
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[circuit_breaker(name = "macro_async.cancel")]
+async fn hangs(hang: bool) -> Result<(), FetchError> {
+    if hang {
+        std::future::pending::<()>().await;
+    }
+    Ok(())
+}
+
+/// Polls `future` once, as an executor would before it is cancelled.
+fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
+    let mut future = pin!(future);
+    future
+        .as_mut()
+        .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
+}
+
+#[test]
+fn a_cancelled_async_call_gives_back_its_half_open_slot() {
+    let clock = ManualClock::new();
+    let config = Config::builder()
+        .failure_threshold(1)
+        .half_open_max_calls(1)
+        .recovery_timeout(Duration::from_secs(10))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let breaker = registry().get_or_create("macro_async.cancel", config);
+    breaker.record_failure();
+    clock.advance(Duration::from_secs(10));
+
+    futures::executor::block_on(async {
+        let mut trial = Box::pin(hangs(true));
+        assert!(poll_once(trial.as_mut()).is_pending());
+        assert_eq!(breaker.state(), State::HalfOpen);
+        assert_eq!(
+            hangs(false).await,
+            Err(FetchError::Unavailable),
+            "the only trial slot is taken"
+        );
+
+        drop(trial); // cancelled: the slot is released, nothing recorded
+        assert_eq!(breaker.metrics().failed_calls, 1);
+        assert_eq!(hangs(false).await, Ok(()), "the next trial is admitted");
+        assert_eq!(breaker.state(), State::Closed);
+    });
+}
