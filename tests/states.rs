@@ -685,6 +685,40 @@ fn a_half_open_timeout_backs_off_like_a_failed_trial() {
 }
 
 #[test]
+fn a_huge_recovery_backoff_saturates_at_the_cap_instead_of_overflowing() {
+    let (breaker, clock) = breaker(
+        Config::builder()
+            .failure_threshold(1)
+            .recovery_timeout(Duration::from_secs(10))
+            .recovery_backoff(1e300)
+            .max_recovery_timeout(Duration::from_secs(600)),
+    );
+    trip(&breaker);
+    let open_times: Vec<u64> = (0..3)
+        .map(|_| fail_trial(&breaker, &clock).as_secs())
+        .collect();
+    assert_eq!(open_times, [10, 600, 600]);
+}
+
+#[test]
+fn jitter_on_the_longest_recovery_timeout_does_not_overflow() {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    // Half of these draws spread the open time above Duration::MAX.
+    for _ in 0..20 {
+        let (breaker, _clock) = breaker(
+            Config::builder()
+                .failure_threshold(1)
+                .recovery_timeout(Duration::MAX)
+                .jitter(0.5),
+        );
+        trip(&breaker);
+        let rejection = breaker.try_acquire().unwrap_err();
+        assert_eq!(rejection.state(), State::Open);
+        assert!(rejection.retry_after().unwrap() > CENTURY);
+    }
+}
+
+#[test]
 fn jitter_keeps_the_open_time_within_its_share_of_the_base() {
     let base = Duration::from_secs(100);
     let jitter = 0.25;

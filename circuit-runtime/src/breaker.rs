@@ -684,14 +684,14 @@ impl CircuitBreaker {
         match to {
             State::Open => {
                 if from == State::HalfOpen {
-                    recovery.open_for = recovery
-                        .open_for
-                        .mul_f64(self.config.recovery_backoff())
-                        .min(self.config.max_recovery_timeout());
+                    recovery.open_for =
+                        saturating_mul(recovery.open_for, self.config.recovery_backoff())
+                            .min(self.config.max_recovery_timeout());
                 }
                 let mut open_for = recovery.open_for;
                 if self.config.jitter() > 0.0 {
-                    open_for = open_for.mul_f64(recovery.jitter_factor(self.config.jitter()));
+                    open_for =
+                        saturating_mul(open_for, recovery.jitter_factor(self.config.jitter()));
                 }
                 self.open_until.store(
                     now.saturating_add(saturating_nanos(open_for)),
@@ -1098,4 +1098,13 @@ impl fmt::Debug for CircuitBreaker {
 fn seed_from(name: &str) -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(name)
+}
+
+/// `duration * factor`, saturating at `Duration::MAX`. Not `mul_f64`: it
+/// panics when the product overflows, which valid configurations reach (a
+/// `recovery_backoff` of 1e20, or jitter above 1.0 on a `recovery_timeout`
+/// near `Duration::MAX`), and the panic escaped from the caller's call in
+/// the middle of a transition, leaving the breaker half-open.
+fn saturating_mul(duration: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(duration.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
