@@ -377,6 +377,23 @@ fn open_rejects_without_running_the_call_and_says_when_to_retry() {
 }
 
 #[test]
+fn rejections_and_breakers_cross_threads() {
+    fn error<T: std::error::Error + Clone + Send + Sync + 'static>() {}
+    fn shared<T: Send + Sync>() {}
+    error::<CircuitOpenError>();
+    shared::<CircuitBreaker>();
+
+    let (breaker, _clock) = breaker(Config::builder());
+    breaker.force_open();
+    let rejection = breaker.try_acquire().unwrap_err();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(rejection.clone());
+    let from_thread = std::thread::spawn(move || boxed.to_string())
+        .join()
+        .unwrap();
+    assert_eq!(from_thread, rejection.to_string());
+}
+
+#[test]
 fn open_moves_to_half_open_exactly_when_recovery_timeout_has_elapsed() {
     let timeout = Duration::from_secs(30);
     let (breaker, clock) = breaker(
