@@ -77,6 +77,11 @@ struct Argument {
 /// }
 /// ```
 ///
+/// Without a fallback, a sync function makes the whole call in one
+/// `call_or_reject::<Ret, _, _>(breaker, every_error, || body)`: the
+/// runtime's `call_with`, whose closed path keeps the permit in registers
+/// (acquiring first and matching, as above, measured 6 ns slower).
+///
 /// An `async fn` awaits `finish_async(permit, is_failure, async body)`
 /// instead, and awaits its fallback. With `fallback_on = "any_error"` the
 /// arguments are cloned first and a failed outcome goes to the fallback too.
@@ -108,22 +113,7 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
     );
     let config = config(args, &private, &name);
 
-    let ret = match &sig.output {
-        ReturnType::Default => quote_spanned!(sig.ident.span()=> ()),
-        ReturnType::Type(_, ty) => {
-            let mut ty = (**ty).clone();
-            ImplTraitEraser.visit_type_mut(&mut ty);
-            ty.into_token_stream()
-        }
-    };
-    // The calls that bound the return type are spanned at it (only names
-    // that resolve anywhere appear in them: absolute paths and the locals
-    // passed in), so "must return a `Result`" and "needs
-    // `From<CircuitOpenError>`" point at the return type.
-    let ret_span = match &sig.output {
-        ReturnType::Default => sig.ident.span(),
-        ReturnType::Type(_, ty) => ty.span(),
-    };
+    let (ret, ret_span) = return_type(sig);
     let is_failure = args
         .is_failure
         .as_ref()
@@ -170,19 +160,52 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
         }
     };
 
+    let resolve = quote! {
+        let #breaker = {
+            static #site: #private::CallSite = #private::CallSite::new();
+            #site.breaker(#name, #config)
+        };
+    };
+    if args.fallback.is_none() && !is_async {
+        // The hot path: the runtime's own `call_with`, in one call.
+        let call = quote_spanned! {ret_span=>
+            #private::call_or_reject::<#ret, _, _>(#breaker, #is_failure, || #body)
+        };
+        return quote! {
+            #(#attrs)*
+            #vis #sig {
+                #resolve
+                #call
+            }
+        };
+    }
     quote! {
         #(#attrs)*
         #vis #sig {
-            let #breaker = {
-                static #site: #private::CallSite = #private::CallSite::new();
-                #site.breaker(#name, #config)
-            };
+            #resolve
             #copies
             let #permit = match #breaker.try_acquire() {
                 ::core::result::Result::Ok(#permit) => #permit,
                 ::core::result::Result::Err(#rejection_pattern) => return #on_rejection,
             };
             #tail
+        }
+    }
+}
+
+/// The return type for a turbofish (`impl Trait` erased to `_`), and the
+/// span the calls that bound it are spanned at: only names that resolve
+/// anywhere appear in those calls (absolute paths and the locals passed
+/// in), so "must return a `Result`" and "needs `From<CircuitOpenError>`"
+/// point at the return type.
+fn return_type(sig: &syn::Signature) -> (TokenStream, Span) {
+    match &sig.output {
+        ReturnType::Default => (quote_spanned!(sig.ident.span()=> ()), sig.ident.span()),
+        ReturnType::Type(_, ty) => {
+            let span = ty.span();
+            let mut ty = (**ty).clone();
+            ImplTraitEraser.visit_type_mut(&mut ty);
+            (ty.into_token_stream(), span)
         }
     }
 }

@@ -9,7 +9,7 @@ use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 
-use crate::{registry, CircuitBreaker, Permit};
+use crate::{registry, CallError, CircuitBreaker, Permit};
 
 pub use crate::{CircuitOpenError, Config, ConfigBuilder};
 pub use std::time::Duration;
@@ -63,8 +63,14 @@ pub fn build(name: &str, builder: ConfigBuilder) -> Config {
     note = "write the return type as `Result<{Self}, YourError>` (any alias of `Result`, such as `std::io::Result<{Self}>`, works too)"
 )]
 pub trait Fallible {
+    /// The success type.
+    type Ok;
     /// The error type.
     type Err;
+    /// The outcome as a `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    /// The outcome for a success.
+    fn from_ok(ok: Self::Ok) -> Self;
     /// Whether this outcome is an error, and which.
     fn error(&self) -> Option<&Self::Err>;
     /// The outcome for an error.
@@ -72,7 +78,18 @@ pub trait Fallible {
 }
 
 impl<T, E> Fallible for Result<T, E> {
+    type Ok = T;
     type Err = E;
+
+    #[inline]
+    fn into_result(self) -> Self {
+        self
+    }
+
+    #[inline]
+    fn from_ok(ok: T) -> Self {
+        Ok(ok)
+    }
 
     #[inline]
     fn error(&self) -> Option<&E> {
@@ -112,6 +129,24 @@ where
     R::Err: FromRejection,
 {
     R::from_err(FromRejection::from_rejection(rejection))
+}
+
+/// The whole call of a function without a fallback: through
+/// [`CircuitBreaker::call_with`], whose closed path keeps the permit in
+/// registers, with a rejection turned into the function's own error.
+#[inline]
+pub fn call_or_reject<R, C, F>(breaker: &CircuitBreaker, is_failure: C, body: F) -> R
+where
+    R: Fallible,
+    R::Err: FromRejection,
+    C: Fn(&R::Err) -> bool,
+    F: FnOnce() -> R,
+{
+    match breaker.call_with(is_failure, || body().into_result()) {
+        Ok(ok) => R::from_ok(ok),
+        Err(CallError::Failed(err)) => R::from_err(err),
+        Err(CallError::Rejected(rejection)) => reject(rejection),
+    }
 }
 
 /// An argument that `fallback_on = "any_error"` keeps a copy of.
