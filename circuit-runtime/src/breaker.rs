@@ -17,8 +17,7 @@
 //! publishes the new state word. Hooks run after the mutex is released.
 
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -186,7 +185,8 @@ fn unpack_trials(word: u64) -> (u32, u32, u32) {
 /// # Ok::<(), circuit_runtime::ConfigError>(())
 /// ```
 pub struct CircuitBreaker {
-    name: Arc<str>,
+    /// Interned: see [`intern`].
+    name: &'static str,
     config: Config,
     timeline: Timeline,
     state: AtomicU64,
@@ -238,6 +238,10 @@ impl CircuitBreaker {
     /// Creates a closed breaker. Most code gets breakers from the
     /// [`registry`](crate::registry) instead, so health checks can see them.
     ///
+    /// The name is kept for the life of the program, once per distinct
+    /// name, so that rejections can carry it without reference counting:
+    /// name breakers after dependencies, not after requests.
+    ///
     /// ```
     /// use circuit_runtime::{CircuitBreaker, Config, State};
     /// let breaker = CircuitBreaker::new("cache", Config::default());
@@ -257,7 +261,7 @@ impl CircuitBreaker {
         let seed = seed_from(&name);
         let window = config.keeps_window().then(|| Window::new(config.window()));
         CircuitBreaker {
-            name: name.into(),
+            name: intern(name),
             timeline,
             state: AtomicU64::new(pack_state(0, State::Closed)),
             closed_failures: AtomicU64::new(0),
@@ -287,7 +291,7 @@ impl CircuitBreaker {
     /// assert_eq!(breaker.name(), "cache");
     /// ```
     pub fn name(&self) -> &str {
-        &self.name
+        self.name
     }
 
     /// The breaker's configuration.
@@ -370,20 +374,17 @@ impl CircuitBreaker {
             match state_of(word) {
                 State::Closed | State::Disabled => return Ok(self.admit(word, false)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
-                State::Open => {
-                    let now = self.timeline.now_nanos();
-                    let until = self.open_until.load(Ordering::Acquire);
-                    if now < until {
-                        let retry_after = Duration::from_nanos(until - now);
-                        return Err(self.reject(State::Open, Some(retry_after)));
+                State::Open => match self.time_left_open() {
+                    Ok(retry_after) => return Err(self.reject(State::Open, Some(retry_after))),
+                    Err(now) => {
+                        self.transition(
+                            Some(word),
+                            State::HalfOpen,
+                            TransitionCause::RecoveryTimeoutElapsed,
+                            now,
+                        );
                     }
-                    self.transition(
-                        Some(word),
-                        State::HalfOpen,
-                        TransitionCause::RecoveryTimeoutElapsed,
-                        now,
-                    );
-                }
+                },
                 State::HalfOpen => {
                     let now = self.timeline.now_nanos();
                     let entered_at = self.entered_at.load(Ordering::Acquire);
@@ -443,10 +444,23 @@ impl CircuitBreaker {
         }
     }
 
-    #[cold]
+    /// How long an open breaker stays open, or, once its recovery timeout
+    /// has elapsed, `Err` with the time it was found elapsed.
+    #[inline]
+    fn time_left_open(&self) -> Result<Duration, u64> {
+        let now = self.timeline.now_nanos();
+        let until = self.open_until.load(Ordering::Acquire);
+        if now < until {
+            Ok(Duration::from_nanos(until - now))
+        } else {
+            Err(now)
+        }
+    }
+
+    #[inline]
     fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpenError {
         self.counters.add(Counter::Rejected);
-        CircuitOpenError::new(Arc::clone(&self.name), state, retry_after)
+        CircuitOpenError::new(self.name, state, retry_after)
     }
 
     /// Applies a permit's verdict. Called exactly once per permit. Takes the
@@ -734,7 +748,7 @@ impl CircuitBreaker {
             return;
         }
         let transition = Transition {
-            name: self.name.to_string(),
+            name: self.name.to_owned(),
             from,
             to,
             at: self.timeline.instant(now),
@@ -986,6 +1000,15 @@ impl CircuitBreaker {
         is_failure: impl Fn(&E) -> bool,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, CallError<E>> {
+        // The common rejection, built straight into the caller's return
+        // slot: through `try_acquire_slow`'s result the error was copied
+        // twice more, each copy a store-forwarding stall.
+        if state_of(word) == State::Open {
+            if let Ok(retry_after) = self.time_left_open() {
+                let rejection = self.reject(State::Open, Some(retry_after));
+                return Err(CallError::Rejected(rejection));
+            }
+        }
         let permit = self.try_acquire_slow(word).map_err(CallError::Rejected)?;
         Self::run(permit, is_failure, f)
     }
@@ -1054,33 +1077,14 @@ impl CircuitBreaker {
         F: Future<Output = Result<T, E>>,
     {
         let permit = self.try_acquire().map_err(CallError::Rejected)?;
-        let mut permit = Some(permit);
-        let mut fut = pin!(fut);
-        let result = poll_fn(|cx| {
-            // An executor that catches a task's panic (tokio does) drops the
-            // future only after the unwinding has stopped, when the permit's
-            // own drop could no longer tell a panic from a cancellation. So
-            // the verdict is taken here, while the panic passes through.
-            let guard = FailOnUnwind(&mut permit);
-            let poll = fut.as_mut().poll(cx);
-            std::mem::forget(guard);
-            poll
-        })
-        .await;
-        if let Some(permit) = permit {
-            permit.record_result(&result, is_failure);
-        }
+        // If polling `fut` panics, the unwinding drops this async fn's live
+        // locals, `permit` among them, while the thread is still panicking:
+        // the permit records a failure even when the executor catches the
+        // panic (as tokio does). If the future is dropped instead, the
+        // permit is dropped without a panic: a cancellation.
+        let result = fut.await;
+        permit.record_result(&result, is_failure);
         result.map_err(CallError::Failed)
-    }
-}
-
-/// Drops the permit it guards only if the thread unwinds past it, which the
-/// permit records as a failure. Forgotten on the normal path.
-struct FailOnUnwind<'p, 'b>(&'p mut Option<Permit<'b>>);
-
-impl Drop for FailOnUnwind<'_, '_> {
-    fn drop(&mut self) {
-        drop(self.0.take());
     }
 }
 
@@ -1107,4 +1111,25 @@ fn seed_from(name: &str) -> u64 {
 /// the middle of a transition, leaving the breaker half-open.
 fn saturating_mul(duration: Duration, factor: f64) -> Duration {
     Duration::try_from_secs_f64(duration.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+}
+
+/// The `'static` copy of a breaker name, made once per distinct name for
+/// the life of the program. Rejections carry the name, and a reference
+/// count on it would cost every rejected call two locked instructions on a
+/// cache line all rejecting threads share. Names are few and long-lived
+/// (registry breakers live forever anyway), so the memory is bounded by the
+/// distinct names a program uses.
+fn intern(name: String) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(interned) = names.get(name.as_str()) {
+        return interned;
+    }
+    let interned: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(interned);
+    interned
 }

@@ -2,7 +2,6 @@
 //! invalid configuration.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::State;
@@ -86,13 +85,13 @@ pub enum ConfigError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", RejectionMessage(self))]
 pub struct CircuitOpenError {
-    name: Arc<str>,
+    name: &'static str,
     state: State,
     retry_after: Option<Duration>,
 }
 
 impl CircuitOpenError {
-    pub(crate) fn new(name: Arc<str>, state: State, retry_after: Option<Duration>) -> Self {
+    pub(crate) fn new(name: &'static str, state: State, retry_after: Option<Duration>) -> Self {
         Self {
             name,
             state,
@@ -109,7 +108,7 @@ impl CircuitOpenError {
     /// assert_eq!(err.name(), "quotes");
     /// ```
     pub fn name(&self) -> &str {
-        &self.name
+        self.name
     }
 
     /// The breaker's state when it rejected the call.
