@@ -134,6 +134,7 @@ pub(crate) enum Clock {
 }
 
 impl Clock {
+    #[inline]
     pub(crate) fn now(&self) -> Instant {
         match self {
             Clock::Monotonic => Instant::now(),
@@ -158,6 +159,7 @@ impl Timeline {
 
     /// Nanoseconds since the origin, plus one: never zero, so a stored zero
     /// can mean "never".
+    #[inline]
     pub(crate) fn now_nanos(&self) -> u64 {
         saturating_nanos(self.clock.now().saturating_duration_since(self.origin)).saturating_add(1)
     }
@@ -168,6 +170,13 @@ impl Timeline {
     }
 }
 
+/// `duration` in nanoseconds, saturating at `u64::MAX` (584 years). Spelled
+/// out instead of `as_nanos()` to stay in 64-bit arithmetic: this runs on
+/// every rejection.
+#[inline]
 pub(crate) fn saturating_nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+    duration
+        .as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(duration.subsec_nanos()))
 }
