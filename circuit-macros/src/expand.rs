@@ -143,12 +143,16 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
         _ => (TokenStream::new(), TokenStream::new()),
     };
 
+    // Each path into the runtime that bounds the return type is spanned at
+    // it whole: rustc reports an unmet bound at the called path's span.
     let run = if is_async {
+        let finish_async = respan(quote!(#private::finish_async), ret_span);
         quote_spanned!(ret_span=>
-            #private::finish_async::<#ret, _, _>(#permit, #is_failure, async #body).await
+            #finish_async::<#ret, _, _>(#permit, #is_failure, async #body).await
         )
     } else {
-        quote_spanned!(ret_span=> #private::finish::<#ret, _, _>(#permit, #is_failure, || #body))
+        let finish = respan(quote!(#private::finish), ret_span);
+        quote_spanned!(ret_span=> #finish::<#ret, _, _>(#permit, #is_failure, || #body))
     };
     let tail = if after_failure.is_empty() {
         run
@@ -168,8 +172,9 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
     };
     if args.fallback.is_none() && !is_async {
         // The hot path: the runtime's own `call_with`, in one call.
+        let call_or_reject = respan(quote!(#private::call_or_reject), ret_span);
         let call = quote_spanned! {ret_span=>
-            #private::call_or_reject::<#ret, _, _>(#breaker, #is_failure, || #body)
+            #call_or_reject::<#ret, _, _>(#breaker, #is_failure, || #body)
         };
         return quote! {
             #(#attrs)*

@@ -19,7 +19,17 @@ fn log(line: &str) {
     println!("{line}");
 }
 
+async fn cached() -> Option<u32> {
+    None
+}
+
+#[circuit_breaker(name = "cache", fallback = cached)]
+async fn lookup() -> Option<u32> {
+    Some(1)
+}
+
 fn main() {
     let _ = fetch();
     log("x");
+    drop(lookup());
 }
