@@ -156,9 +156,11 @@ struct ThreadSlot(usize);
 /// Indexes returned by exited threads.
 static FREE_SLOTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 /// The next never-used index (index 0 is the shared stripe).
+#[cfg_attr(loom, allow(dead_code))] // loom models use the shared stripe only
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(SHARED_SLOT + 1);
 
 impl ThreadSlot {
+    #[cfg_attr(loom, allow(dead_code))]
     fn claim() -> ThreadSlot {
         let reused = FREE_SLOTS
             .lock()
