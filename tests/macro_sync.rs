@@ -298,3 +298,32 @@ fn a_methods_fallback_gets_the_receiver_first() {
     assert_eq!(account.withdraw(100), Err(ApiError::Down));
     assert_eq!(account.withdraw(1), Ok(1006));
 }
+
+struct Inbox;
+struct Outbox<T>(T);
+
+impl Inbox {
+    #[circuit_breaker]
+    fn fetch(&self) -> Result<u32, ApiError> {
+        Ok(1)
+    }
+}
+
+impl<T: Copy> Outbox<T> {
+    #[circuit_breaker]
+    fn fetch(&self) -> Result<T, ApiError> {
+        Ok(self.0)
+    }
+}
+
+#[test]
+fn a_method_is_named_after_its_type_so_same_named_methods_do_not_share() {
+    Inbox.fetch().unwrap();
+    Outbox(7_u8).fetch().unwrap();
+    Outbox("generic arguments are left out").fetch().unwrap();
+    let inbox = registry().get("macro_sync::Inbox::fetch").expect("named after Inbox");
+    let outbox = registry().get("macro_sync::Outbox::fetch").expect("named after Outbox");
+    assert!(!std::sync::Arc::ptr_eq(&inbox, &outbox));
+    assert_eq!(inbox.metrics().successful_calls, 1);
+    assert_eq!(outbox.metrics().successful_calls, 2, "one breaker per call site");
+}

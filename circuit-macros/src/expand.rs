@@ -104,11 +104,13 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
     let rejection = Ident::new("rejection", def);
     let outcome = Ident::new("outcome", def);
 
+    let fn_name = sig.ident.unraw().to_string();
+    // A method without a `name` is named after its type, found at run time
+    // (`type_name::<Self>()`): the attribute only sees the method, and two
+    // types in one module often have methods of the same name.
+    let method = args.name.is_none() && sig.receiver().is_some();
     let name = args.name.as_ref().map_or_else(
-        || {
-            let fn_name = sig.ident.unraw().to_string();
-            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
-        },
+        || quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
         ToTokens::to_token_stream,
     );
     let config = config(args, &private, &name);
@@ -164,10 +166,15 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
         }
     };
 
+    let lookup = if method {
+        quote!(#site.method_breaker(::core::any::type_name::<Self>, #fn_name, #config))
+    } else {
+        quote!(#site.breaker(#name, #config))
+    };
     let resolve = quote! {
         let #breaker = {
             static #site: #private::CallSite = #private::CallSite::new();
-            #site.breaker(#name, #config)
+            #lookup
         };
     };
     if args.fallback.is_none() && !is_async {

@@ -42,6 +42,24 @@ impl CallSite {
         self.breaker
             .get_or_init(|| registry().get_or_create(name, config()))
     }
+
+    /// Like [`breaker`](Self::breaker) for a method without a `name`: the
+    /// name is `<the type's path>::<method>`, built once, on the first call.
+    /// Generic arguments are left out of the type's path, so every
+    /// instantiation shares the call site's one breaker under one name.
+    #[inline]
+    pub fn method_breaker(
+        &'static self,
+        self_type: fn() -> &'static str,
+        method: &str,
+        config: impl FnOnce() -> Config,
+    ) -> &'static CircuitBreaker {
+        self.breaker.get_or_init(|| {
+            let self_type = self_type();
+            let path = self_type.split('<').next().unwrap_or(self_type);
+            registry().get_or_create(&format!("{path}::{method}"), config())
+        })
+    }
 }
 
 /// Builds the configuration the attribute's keys describe. The macro has
