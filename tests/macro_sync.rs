@@ -321,9 +321,17 @@ fn a_method_is_named_after_its_type_so_same_named_methods_do_not_share() {
     Inbox.fetch().unwrap();
     Outbox(7_u8).fetch().unwrap();
     Outbox("generic arguments are left out").fetch().unwrap();
-    let inbox = registry().get("macro_sync::Inbox::fetch").expect("named after Inbox");
-    let outbox = registry().get("macro_sync::Outbox::fetch").expect("named after Outbox");
+    let inbox = registry()
+        .get("macro_sync::Inbox::fetch")
+        .expect("named after Inbox");
+    let outbox = registry()
+        .get("macro_sync::Outbox::fetch")
+        .expect("named after Outbox");
     assert!(!std::sync::Arc::ptr_eq(&inbox, &outbox));
     assert_eq!(inbox.metrics().successful_calls, 1);
-    assert_eq!(outbox.metrics().successful_calls, 2, "one breaker per call site");
+    assert_eq!(
+        outbox.metrics().successful_calls,
+        2,
+        "one breaker per call site"
+    );
 }

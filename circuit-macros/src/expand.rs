@@ -99,21 +99,9 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
     let private = quote!(#krate::__private);
     let def = Span::mixed_site();
     let breaker = Ident::new("breaker", def);
-    let site = Ident::new("CIRCUIT_BREAKER_SITE", def);
     let permit = Ident::new("permit", def);
     let rejection = Ident::new("rejection", def);
     let outcome = Ident::new("outcome", def);
-
-    let fn_name = sig.ident.unraw().to_string();
-    // A method without a `name` is named after its type, found at run time
-    // (`type_name::<Self>()`): the attribute only sees the method, and two
-    // types in one module often have methods of the same name.
-    let method = args.name.is_none() && sig.receiver().is_some();
-    let name = args.name.as_ref().map_or_else(
-        || quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
-        ToTokens::to_token_stream,
-    );
-    let config = config(args, &private, &name);
 
     let (ret, ret_span) = return_type(sig);
     let is_failure = args
@@ -166,17 +154,7 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
         }
     };
 
-    let lookup = if method {
-        quote!(#site.method_breaker(::core::any::type_name::<Self>, #fn_name, #config))
-    } else {
-        quote!(#site.breaker(#name, #config))
-    };
-    let resolve = quote! {
-        let #breaker = {
-            static #site: #private::CallSite = #private::CallSite::new();
-            #lookup
-        };
-    };
+    let resolve = resolve_breaker(args, sig, &private, &breaker);
     if args.fallback.is_none() && !is_async {
         // The hot path: the runtime's own `call_with`, in one call.
         let call_or_reject = respan(quote!(#private::call_or_reject), ret_span);
@@ -202,6 +180,37 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
             };
             #tail
         }
+    }
+}
+
+/// `let breaker = ...;`: the call site's `static` cache, filled through the
+/// registry on the first call.
+fn resolve_breaker(
+    args: &Args,
+    sig: &syn::Signature,
+    private: &TokenStream,
+    breaker: &Ident,
+) -> TokenStream {
+    let site = Ident::new("CIRCUIT_BREAKER_SITE", Span::mixed_site());
+    let fn_name = sig.ident.unraw().to_string();
+    let name = args.name.as_ref().map_or_else(
+        || quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
+        ToTokens::to_token_stream,
+    );
+    let config = config(args, private, &name);
+    // A method without a `name` is named after its type, found at run time
+    // (`type_name::<Self>()`): the attribute only sees the method, and two
+    // types in one module often have methods of the same name.
+    let lookup = if args.name.is_none() && sig.receiver().is_some() {
+        quote!(#site.method_breaker(::core::any::type_name::<Self>, #fn_name, #config))
+    } else {
+        quote!(#site.breaker(#name, #config))
+    };
+    quote! {
+        let #breaker = {
+            static #site: #private::CallSite = #private::CallSite::new();
+            #lookup
+        };
     }
 }
 
