@@ -5,8 +5,7 @@
 //! messages: a mistake in an annotated function then reads as one sentence
 //! about the function, not as a trait bound deep inside this module.
 
-use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use crate::{registry, CallError, CircuitBreaker, Permit};
@@ -246,36 +245,17 @@ where
 /// Runs an async body under an admitted permit and records its outcome.
 ///
 /// Dropped before it finishes, it drops the permit outside any panic: the
-/// call counts as nothing and gives back its half-open slot. A panic while
-/// polling the body is recorded as a failure right there, because an
-/// executor that catches it drops this future only after unwinding stopped.
+/// call counts as nothing and gives back its half-open slot. If polling the
+/// body panics, the unwinding drops this future's live locals, the permit
+/// among them, while the thread is still panicking: a failure, even when
+/// the executor catches the panic.
 pub async fn finish_async<R, C, F>(permit: Permit<'_>, is_failure: C, body: F) -> R
 where
     R: Fallible,
     C: Fn(&R::Err) -> bool,
     F: Future<Output = R>,
 {
-    let mut permit = Some(permit);
-    let mut body = pin!(body);
-    let outcome = poll_fn(|cx| {
-        let guard = FailOnUnwind(&mut permit);
-        let poll = body.as_mut().poll(cx);
-        std::mem::forget(guard);
-        poll
-    })
-    .await;
-    if let Some(permit) = permit {
-        settle(permit, &outcome, is_failure);
-    }
+    let outcome = body.await;
+    settle(permit, &outcome, is_failure);
     outcome
-}
-
-/// Drops the permit it guards only if the thread unwinds past it, which the
-/// permit records as a failure. Forgotten on the normal path.
-struct FailOnUnwind<'p, 'b>(&'p mut Option<Permit<'b>>);
-
-impl Drop for FailOnUnwind<'_, '_> {
-    fn drop(&mut self) {
-        drop(self.0.take());
-    }
 }
