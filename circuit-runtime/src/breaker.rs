@@ -1020,7 +1020,7 @@ impl CircuitBreaker {
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, CallError<E>> {
         let result = f();
-        permit.record_result(&result, is_failure);
+        permit.record_error(result.as_ref().err(), is_failure);
         result.map_err(CallError::Failed)
     }
 
@@ -1083,7 +1083,7 @@ impl CircuitBreaker {
         // panic (as tokio does). If the future is dropped instead, the
         // permit is dropped without a panic: a cancellation.
         let result = fut.await;
-        permit.record_result(&result, is_failure);
+        permit.record_error(result.as_ref().err(), is_failure);
         result.map_err(CallError::Failed)
     }
 }

@@ -112,16 +112,14 @@ impl<'a> Permit<'a> {
         self.admission.state
     }
 
+    /// The verdict of a call that ended in `error` (`None` for a success),
+    /// classified by `is_failure`: the one place outcomes are classified.
     #[inline]
-    pub(crate) fn record_result<T, E>(
-        self,
-        result: &Result<T, E>,
-        is_failure: impl Fn(&E) -> bool,
-    ) {
-        match result {
-            Ok(_) => self.record_success(),
-            Err(err) if is_failure(err) => self.record_failure(),
-            Err(_) => self.record_ignored(),
+    pub(crate) fn record_error<E>(self, error: Option<&E>, is_failure: impl Fn(&E) -> bool) {
+        match error {
+            None => self.record_success(),
+            Some(err) if is_failure(err) => self.record_failure(),
+            Some(_) => self.record_ignored(),
         }
     }
 

@@ -221,11 +221,7 @@ pub fn is_error<R: Fallible>(outcome: &R) -> bool {
 
 #[inline]
 fn settle<R: Fallible>(permit: Permit<'_>, outcome: &R, is_failure: impl Fn(&R::Err) -> bool) {
-    match outcome.error() {
-        None => permit.record_success(),
-        Some(err) if is_failure(err) => permit.record_failure(),
-        Some(_) => permit.record_ignored(),
-    }
+    permit.record_error(outcome.error(), is_failure);
 }
 
 /// Runs a sync body under an admitted permit and records its outcome. A
