@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::error::{CallError, CircuitOpenError};
 use crate::metrics::{CallCounters, Counter, Metrics};
 use crate::permit::{Admission, Permit, Verdict};
-use crate::sync::{lock, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, lock_std, AtomicU64, Mutex, Ordering};
 use crate::transition::{HookList, Transition, TransitionCause};
 use crate::window::{Outcome, Tally, Window};
 
@@ -1122,10 +1122,7 @@ fn saturating_mul(duration: Duration, factor: f64) -> Duration {
 fn intern(name: String) -> &'static str {
     static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
         std::sync::OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut names = lock_std(NAMES.get_or_init(Default::default));
     if let Some(interned) = names.get(name.as_str()) {
         return interned;
     }

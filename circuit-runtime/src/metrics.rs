@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{lock_std, AtomicU64, Ordering};
 
 /// A point-in-time view of one breaker's counters.
 ///
@@ -162,10 +162,7 @@ static NEXT_SLOT: AtomicUsize = AtomicUsize::new(SHARED_SLOT + 1);
 impl ThreadSlot {
     #[cfg_attr(loom, allow(dead_code))]
     fn claim() -> ThreadSlot {
-        let reused = FREE_SLOTS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
+        let reused = lock_std(&FREE_SLOTS).pop();
         ThreadSlot(reused.unwrap_or_else(|| {
             let fresh = NEXT_SLOT.fetch_add(1, AtomicOrdering::Relaxed);
             if fresh < slot_count() {
@@ -199,10 +196,7 @@ impl ThreadSlot {
 impl Drop for ThreadSlot {
     fn drop(&mut self) {
         if self.0 != SHARED_SLOT {
-            FREE_SLOTS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(self.0);
+            lock_std(&FREE_SLOTS).push(self.0);
         }
     }
 }

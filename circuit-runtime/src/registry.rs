@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 use crate::breaker::CircuitBreaker;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::sync::{lock_std, read, write};
 use crate::transition::{HookList, Transition, TransitionCause};
 use crate::State;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// The program's global registry, created on first use.
 ///
@@ -126,10 +127,7 @@ impl Registry {
             self.check_conflict(&existing, config);
             return existing;
         }
-        let mut breakers = self
-            .breakers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut breakers = write(&self.breakers);
         if let Some(existing) = breakers.get(name) {
             let existing = Arc::clone(existing);
             drop(breakers);
@@ -154,10 +152,7 @@ impl Registry {
             registered: existing.config().clone(),
             requested,
         };
-        let mut conflicts = self
-            .conflicts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut conflicts = lock_std(&self.conflicts);
         if !conflicts.contains(&conflict) {
             conflicts.push(conflict);
         }
@@ -169,11 +164,7 @@ impl Registry {
     /// assert!(circuit_runtime::registry().get("never-registered").is_none());
     /// ```
     pub fn get(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
-        self.breakers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned()
+        read(&self.breakers).get(name).cloned()
     }
 
     /// Every registered name, sorted.
@@ -185,13 +176,7 @@ impl Registry {
     /// assert_eq!(registry.names(), ["a", "b"]);
     /// ```
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .breakers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = read(&self.breakers).keys().cloned().collect();
         names.sort_unstable();
         names
     }
@@ -199,13 +184,8 @@ impl Registry {
     /// Every breaker, sorted by name. The lock on the registry is released
     /// before any breaker is read.
     fn all(&self) -> Vec<Arc<CircuitBreaker>> {
-        let mut breakers: Vec<Arc<CircuitBreaker>> = self
-            .breakers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let mut breakers: Vec<Arc<CircuitBreaker>> =
+            read(&self.breakers).values().cloned().collect();
         breakers.sort_unstable_by(|a, b| a.name().cmp(b.name()));
         breakers
     }
@@ -287,10 +267,7 @@ impl Registry {
     /// assert!(circuit_runtime::Registry::new().conflicts().is_empty());
     /// ```
     pub fn conflicts(&self) -> Vec<Conflict> {
-        self.conflicts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock_std(&self.conflicts).clone()
     }
 }
 

@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use std::sync::{Arc, RwLock};
 
+use crate::sync::{read, write};
+
 use crate::State;
 
 /// One state change of one breaker, handed to every transition hook.
@@ -98,10 +100,7 @@ pub(crate) struct HookList {
 
 impl HookList {
     pub(crate) fn push(&self, hook: Hook) {
-        self.hooks
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(hook);
+        write(&self.hooks).push(hook);
     }
 
     /// Runs every hook on `transition`. The list is copied first so no lock
@@ -110,31 +109,20 @@ impl HookList {
     /// it) so it cannot unwind through the caller's call or stop the hooks
     /// after it; the transition itself was committed before any hook ran.
     pub(crate) fn run(&self, transition: &Transition) {
-        let hooks = self
-            .hooks
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let hooks = read(&self.hooks).clone();
         for hook in hooks {
             let _contained = catch_unwind(AssertUnwindSafe(|| hook(transition)));
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.hooks
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_empty()
+        read(&self.hooks).is_empty()
     }
 }
 
 impl std::fmt::Debug for HookList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = self
-            .hooks
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len();
+        let count = read(&self.hooks).len();
         f.debug_struct("HookList").field("hooks", &count).finish()
     }
 }
