@@ -185,6 +185,15 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
 
 /// `let breaker = ...;`: the call site's `static` cache, filled through the
 /// registry on the first call.
+///
+/// A method without a `name` gets a `MethodSite` instead of a `CallSite`:
+///
+/// ```text
+/// let breaker = {
+///     static SITE: MethodSite = MethodSite::new();
+///     SITE.breaker(type_name::<Self>(), "fetch", config)
+/// };
+/// ```
 fn resolve_breaker(
     args: &Args,
     sig: &syn::Signature,
@@ -200,15 +209,24 @@ fn resolve_breaker(
     let config = config(args, private, &name);
     // A method without a `name` is named after its type, found at run time
     // (`type_name::<Self>()`): the attribute only sees the method, and two
-    // types in one module often have methods of the same name.
+    // types in one module often have methods of the same name. In a trait's
+    // default method the one `static` serves every implementing type, hence
+    // a site that keeps a breaker per type. The name is passed as a value,
+    // not as a function: inlined, it is a constant the site compares by
+    // address.
     let lookup = if args.name.is_none() && sig.receiver().is_some() {
-        quote!(#site.method_breaker(::core::any::type_name::<Self>, #fn_name, #config))
+        quote! {
+            static #site: #private::MethodSite = #private::MethodSite::new();
+            #site.breaker(::core::any::type_name::<Self>(), #fn_name, #config)
+        }
     } else {
-        quote!(#site.breaker(#name, #config))
+        quote! {
+            static #site: #private::CallSite = #private::CallSite::new();
+            #site.breaker(#name, #config)
+        }
     };
     quote! {
         let #breaker = {
-            static #site: #private::CallSite = #private::CallSite::new();
             #lookup
         };
     }

@@ -1,7 +1,9 @@
 //! What `#[circuit_breaker]` adds over calling the runtime directly: the
-//! closed path through the attribute beside `breaker.call(...)` on a breaker
-//! of the same configuration, and an unprotected call as the floor, all in
-//! one run so their differences are comparable on a busy machine.
+//! closed path through the attribute (on a free function, on a method named
+//! after its type, and on a trait's default method called on the second of
+//! two types) beside `breaker.call(...)` on a breaker of the same
+//! configuration, and an unprotected call as the floor, all in one run so
+//! their differences are comparable on a busy machine.
 //!
 //! The target: the attribute within 1 ns of the direct call.
 //!
@@ -35,6 +37,33 @@ fn through_attribute(x: u64) -> Result<u64, Unavailable> {
     work(x)
 }
 
+/// A method without a `name`: its breaker is named after its type, and the
+/// call site compares the type's name (by address) on every call.
+struct Service;
+
+impl Service {
+    #[circuit_breaker]
+    fn through_method(&self, x: u64) -> Result<u64, Unavailable> {
+        work(x)
+    }
+}
+
+/// A trait's default method, one call site for every implementing type:
+/// `Primary` calls first and takes the fast path, `Replica`'s calls walk
+/// past `Primary`'s breaker to their own.
+trait Source {
+    #[circuit_breaker]
+    fn through_trait(&self, x: u64) -> Result<u64, Unavailable> {
+        work(x)
+    }
+}
+
+struct Primary;
+struct Replica;
+
+impl Source for Primary {}
+impl Source for Replica {}
+
 fn direct_breaker() -> Arc<CircuitBreaker> {
     // The same kind of breaker the attribute gets: the registry's, with the
     // default configuration.
@@ -43,8 +72,11 @@ fn direct_breaker() -> Arc<CircuitBreaker> {
 
 fn closed_path(c: &mut Criterion) {
     let breaker = direct_breaker();
-    // Register the attribute's breaker before measuring.
+    // Register the attribute's breakers before measuring.
     through_attribute(0).expect("closed");
+    Service.through_method(0).expect("closed");
+    Primary.through_trait(0).expect("closed");
+    Replica.through_trait(0).expect("closed");
 
     let mut group = c.benchmark_group("closed_path");
     group.bench_function("unprotected", |b| {
@@ -62,6 +94,12 @@ fn closed_path(c: &mut Criterion) {
     });
     group.bench_function("attribute", |b| {
         b.iter(|| black_box(through_attribute(black_box(7))));
+    });
+    group.bench_function("method", |b| {
+        b.iter(|| black_box(Service.through_method(black_box(7))));
+    });
+    group.bench_function("trait_method_second_type", |b| {
+        b.iter(|| black_box(Replica.through_trait(black_box(7))));
     });
     group.finish();
 }

@@ -6,6 +6,8 @@
 //! about the function, not as a trait bound deep inside this module.
 
 use std::future::Future;
+use std::iter;
+use std::ptr;
 use std::sync::{Arc, OnceLock};
 
 use crate::{registry, CallError, CircuitBreaker, Permit};
@@ -41,24 +43,131 @@ impl CallSite {
         self.breaker
             .get_or_init(|| registry().get_or_create(name, config()))
     }
+}
 
-    /// Like [`breaker`](Self::breaker) for a method without a `name`: the
-    /// name is `<the type's path>::<method>`, built once, on the first call.
-    /// Generic arguments are left out of the type's path, so every
-    /// instantiation shares the call site's one breaker under one name.
+/// The call site of a method without a `name`, whose breaker is named
+/// after the type it is called on: `<the type's path>::<method>`, generic
+/// arguments left out.
+///
+/// A `static` in a trait's default method is one for every implementing
+/// type (statics are not monomorphized), so one slot would hand every type
+/// the breaker of whichever called first. The site keeps a breaker per
+/// type instead, in an append-only chain: the first type's is read as a
+/// [`CallSite`]'s is, plus one compare of the type's name by address;
+/// other types walk the chain, comparing names by address, and take no
+/// lock either. The chain holds one node per type name the method is
+/// called on (each instantiation of a generic type, each copy of a name
+/// that codegen units duplicated), all nodes of one path sharing one
+/// breaker: bounded by the program's code, not by its input.
+#[derive(Debug)]
+pub struct MethodSite {
+    /// Inline rather than boxed: the first type's read is one load fewer.
+    first: OnceLock<Node>,
+}
+
+/// One breaker of a [`MethodSite`], and the link to the next. Nodes are
+/// only ever appended, and the site lives in a `static`, so a node and its
+/// breaker are borrowed for `'static` without counting references.
+#[derive(Debug)]
+struct Node {
+    /// `type_name` of the node's type, compared by address and length: one
+    /// compare finds a type's node.
+    self_type: &'static str,
+    /// `self_type` without generic arguments: the breaker's name is built
+    /// from it, so it, not `self_type`, decides which nodes share a
+    /// breaker.
+    path: &'static str,
+    /// The registry's breaker called `<path>::<method>`.
+    breaker: Arc<CircuitBreaker>,
+    /// The next type's node, set once by whichever thread appends first.
+    next: OnceLock<Box<Node>>,
+}
+
+impl MethodSite {
+    /// An empty site, for a `static`.
+    #[allow(clippy::new_without_default)] // used in statics: must be const
+    pub const fn new() -> Self {
+        Self {
+            first: OnceLock::new(),
+        }
+    }
+
+    /// The breaker for calls on `self_type` (`type_name::<Self>()`): the
+    /// registry's `<path>::<method>`, registered with `config()` unless the
+    /// name was registered before, as [`CallSite::breaker`] does. Every
+    /// instantiation of a generic type gets the one breaker of its path.
     #[inline]
-    pub fn method_breaker(
+    pub fn breaker(
         &'static self,
-        self_type: fn() -> &'static str,
+        self_type: &'static str,
         method: &str,
         config: impl FnOnce() -> Config,
     ) -> &'static CircuitBreaker {
-        self.breaker.get_or_init(|| {
-            let self_type = self_type();
-            let path = self_type.split('<').next().unwrap_or(self_type);
-            registry().get_or_create(&format!("{path}::{method}"), config())
-        })
+        // Once inlined, `type_name` of one type is the address of a
+        // constant, so the common case (a method of one type) is settled
+        // without reading the string. Two copies of one name (one per
+        // codegen unit) miss here and match by content further on.
+        match self.first.get() {
+            Some(first) if ptr::eq(first.self_type, self_type) => &first.breaker,
+            _ => self.find_or_append(self_type, method, config),
+        }
     }
+
+    /// The first call on the site, and the calls on every other type: the
+    /// chain walked, and extended once per type name.
+    #[cold]
+    #[inline(never)]
+    fn find_or_append(
+        &'static self,
+        self_type: &'static str,
+        method: &str,
+        config: impl FnOnce() -> Config,
+    ) -> &'static CircuitBreaker {
+        // By address: distinct types, and types seen before, are found
+        // without reading their names.
+        if let Some(node) = self.nodes().find(|node| ptr::eq(node.self_type, self_type)) {
+            return &node.breaker;
+        }
+        // A type name not seen before. Another instantiation of a generic
+        // type already seen, or another copy of a name seen before, shares
+        // that path's breaker; anything else gets the registry's. Either
+        // way the name gets a node of its own, so its next call is found by
+        // address.
+        let path = type_path(self_type);
+        let breaker = match self.nodes().find(|node| node.path == path) {
+            Some(node) => Arc::clone(&node.breaker),
+            // Resolved before claiming a slot, not inside `get_or_init`:
+            // other types' first calls wait on that same slot, and must not
+            // wait on `config` (the user's code) or on the registry's lock.
+            None => registry().get_or_create(&format!("{path}::{method}"), config()),
+        };
+        let new_node = || Node {
+            self_type,
+            path,
+            breaker: Arc::clone(&breaker),
+            next: OnceLock::new(),
+        };
+        let mut last = self.first.get_or_init(new_node);
+        // A slot another type claimed since the walk holds that type's
+        // node: keep walking to the next free one.
+        while !ptr::eq(last.self_type, self_type) {
+            last = last.next.get_or_init(|| Box::new(new_node()));
+        }
+        &last.breaker
+    }
+
+    /// The nodes appended so far, first to last.
+    fn nodes(&'static self) -> impl Iterator<Item = &'static Node> {
+        iter::successors(self.first.get(), |node| node.next.get().map(|next| &**next))
+    }
+}
+
+/// A type's name without its generic arguments: `app::Client<u8>` is
+/// `app::Client`.
+fn type_path(self_type: &str) -> &str {
+    self_type
+        .split_once('<')
+        .map_or(self_type, |(path, _)| path)
 }
 
 /// Builds the configuration the attribute's keys describe. The macro has
@@ -254,4 +363,39 @@ where
     let outcome = body.await;
     settle(permit, &outcome, is_failure);
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `type_name` of one type is not one address: each codegen unit may
+    /// hold its own copy of the string. The names below are leaked copies,
+    /// at addresses of their own.
+    fn copy_of(self_type: &str) -> &'static str {
+        String::from(self_type).leak()
+    }
+
+    #[test]
+    fn a_method_site_tells_types_apart_by_path_not_by_address() {
+        static SITE: MethodSite = MethodSite::new();
+        let site = |self_type| SITE.breaker(self_type, "get", Config::default);
+
+        let client = site("private::tests::Client<u8>");
+        assert_eq!(client.name(), "private::tests::Client::get");
+        assert!(ptr::eq(client, site(copy_of("private::tests::Client<u8>"))));
+        assert!(ptr::eq(client, site("private::tests::Client<String>")));
+
+        let store = site("private::tests::Store");
+        assert_eq!(store.name(), "private::tests::Store::get");
+        assert!(!ptr::eq(client, store));
+        assert!(ptr::eq(store, site(copy_of("private::tests::Store"))));
+        assert!(ptr::eq(client, site("private::tests::Client<u8>")));
+    }
+
+    #[test]
+    fn type_path_leaves_out_generic_arguments() {
+        assert_eq!(type_path("app::Client<app::Id<u8>>"), "app::Client");
+        assert_eq!(type_path("app::Client"), "app::Client");
+    }
 }

@@ -1,5 +1,6 @@
-//! Methods with every receiver, associated functions, and methods in trait
-//! impls keep their signatures and compile without a warning.
+//! Methods with every receiver, associated functions, methods in trait
+//! impls and trait default methods keep their signatures and compile
+//! without a warning.
 #![deny(warnings)]
 #![warn(clippy::pedantic)]
 
@@ -91,12 +92,28 @@ impl Store for Client {
     }
 }
 
+pub trait Cache {
+    /// A default method without a `name`: each implementing type gets its
+    /// own breaker.
+    ///
+    /// # Errors
+    ///
+    /// When the cache is down.
+    #[circuit_breaker(failure_threshold = 1)]
+    fn get(&self, key: &str) -> Result<String, Unavailable> {
+        Ok(key.to_owned())
+    }
+}
+
+impl Cache for Client {}
+
 pub fn main() {
     let mut client = Client::connect().unwrap();
     assert_eq!(client.by_ref(1).unwrap(), 1);
     assert_eq!(client.by_mut(2).unwrap(), 2);
     assert_eq!(*client.borrow().unwrap(), 2);
     assert_eq!(client.load("k").unwrap(), "k=2");
+    assert_eq!(client.get("k").unwrap(), "k");
     assert_eq!(Arc::new(client.clone()).shared().unwrap(), 2);
     assert_eq!(client.by_value().unwrap(), 2);
 }
