@@ -136,3 +136,84 @@ fn a_cancelled_async_call_gives_back_its_half_open_slot() {
         assert_eq!(breaker.state(), State::Closed);
     });
 }
+
+#[circuit_breaker(name = "macro_async.sibling", failure_threshold = 1)]
+async fn waits_for_ever() -> Result<(), FetchError> {
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Pending calls of a task that unwinds for a reason of its own (a sibling
+/// branch of `join!` panics) are cancelled, not failed: a healthy
+/// dependency must not trip because of someone else's bug.
+#[test]
+fn pending_calls_dropped_by_a_sibling_panic_do_not_trip_the_breaker() {
+    let unwound = std::panic::catch_unwind(|| {
+        futures::executor::block_on(async {
+            let calls = futures::future::join_all((0..10).map(|_| waits_for_ever()));
+            let sibling = async {
+                tokio::task::yield_now().await;
+                panic!("a bug elsewhere in the task");
+            };
+            futures::join!(calls, sibling)
+        })
+    });
+    assert!(unwound.is_err());
+    let breaker = registry().get("macro_async.sibling").unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(breaker.metrics().failed_calls, 0);
+}
+
+fn never_classifies(_: &FetchError) -> bool {
+    panic!("the classifier blew up")
+}
+
+#[circuit_breaker(
+    name = "macro_async.classifier",
+    failure_threshold = 1,
+    is_failure = never_classifies
+)]
+async fn classified() -> Result<(), FetchError> {
+    Err(FetchError::Down)
+}
+
+#[test]
+fn a_panicking_is_failure_counts_the_error_as_a_failure() {
+    let unwound = std::panic::catch_unwind(|| futures::executor::block_on(classified()));
+    assert!(unwound.is_err());
+    let breaker = registry().get("macro_async.classifier").unwrap();
+    assert_eq!(breaker.metrics().failed_calls, 1);
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[circuit_breaker(name = "macro_async.fallback_panics", failure_threshold = 1, fallback = panicking_fallback)]
+async fn with_panicking_fallback(fail: bool) -> Result<u32, FetchError> {
+    if fail {
+        Err(FetchError::Down)
+    } else {
+        Ok(1)
+    }
+}
+
+#[allow(clippy::unused_async)]
+async fn panicking_fallback(_fail: bool) -> Result<u32, FetchError> {
+    panic!("the fallback blew up")
+}
+
+/// A fallback runs after the breaker has decided: its panic reaches the
+/// caller and changes nothing in the breaker.
+#[test]
+fn a_panicking_async_fallback_leaves_the_breaker_as_it_was() {
+    futures::executor::block_on(async {
+        assert_eq!(with_panicking_fallback(true).await, Err(FetchError::Down));
+    });
+    let breaker = registry().get("macro_async.fallback_panics").unwrap();
+    let before = breaker.metrics();
+    let unwound =
+        std::panic::catch_unwind(|| futures::executor::block_on(with_panicking_fallback(false)));
+    assert!(unwound.is_err(), "rejected into the panicking fallback");
+    let after = breaker.metrics();
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(after.rejected_calls, before.rejected_calls + 1);
+    assert_eq!(after.total_calls, before.total_calls);
+}

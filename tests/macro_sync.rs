@@ -335,3 +335,63 @@ fn a_method_is_named_after_its_type_so_same_named_methods_do_not_share() {
         "one breaker per call site"
     );
 }
+
+fn panicking_classifier(_: &ApiError) -> bool {
+    panic!("the classifier blew up")
+}
+
+#[circuit_breaker(
+    name = "macro_sync.classifier_panics",
+    failure_threshold = 1,
+    is_failure = panicking_classifier
+)]
+fn misclassified() -> Result<(), ApiError> {
+    Err(ApiError::Down)
+}
+
+#[test]
+fn a_panicking_is_failure_counts_the_error_as_a_failure() {
+    let unwound = catch_unwind(misclassified);
+    assert!(unwound.is_err());
+    let breaker = registry().get("macro_sync.classifier_panics").unwrap();
+    assert_eq!(breaker.metrics().failed_calls, 1);
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[circuit_breaker(
+    name = "macro_sync.fallback_panics",
+    failure_threshold = 1,
+    fallback = panicking_fallback,
+    fallback_on = "any_error"
+)]
+fn with_panicking_fallback(fail: bool) -> Result<u32, ApiError> {
+    if fail {
+        Err(ApiError::Down)
+    } else {
+        Ok(1)
+    }
+}
+
+fn panicking_fallback(_fail: bool) -> Result<u32, ApiError> {
+    panic!("the fallback blew up")
+}
+
+/// A fallback runs after the breaker has recorded the call (or rejected
+/// it): its panic reaches the caller and changes nothing in the breaker.
+#[test]
+fn a_panicking_fallback_leaves_the_breaker_as_it_was() {
+    let breaker = || registry().get("macro_sync.fallback_panics").unwrap();
+    assert!(catch_unwind(|| with_panicking_fallback(true)).is_err());
+    let tripped = breaker().metrics();
+    assert_eq!(breaker().state(), State::Open);
+    assert_eq!((tripped.failed_calls, tripped.total_calls), (1, 1));
+
+    assert!(catch_unwind(|| with_panicking_fallback(false)).is_err());
+    let rejected = breaker().metrics();
+    assert_eq!(breaker().state(), State::Open);
+    assert_eq!(rejected.rejected_calls, tripped.rejected_calls + 1);
+    assert_eq!(rejected.total_calls, 1);
+
+    breaker().reset();
+    assert_eq!(with_panicking_fallback(false), Ok(1));
+}

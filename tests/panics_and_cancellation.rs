@@ -1,6 +1,6 @@
-//! Rule 6: a panic inside the protected call is a failure and keeps
+//! A panic inside the protected call's own body is a failure and keeps
 //! unwinding; a cancelled async call gives back its slot and counts as
-//! nothing. Async calls run under `futures::executor` and tokio, and by hand
+//! nothing, even when someone else's panic is what cancels it. Async calls run under `futures::executor` and tokio, and by hand
 //! with a no-op waker where a test needs to stop between polls.
 
 use std::future::Future;
@@ -61,6 +61,22 @@ impl Future for PanicsOnSecondPoll {
         self.polled = true;
         Poll::Pending
     }
+}
+
+/// Pending once, waking itself: lets the other branches of a `join!` run
+/// first.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
@@ -248,6 +264,110 @@ fn a_panicking_future_on_a_closed_breaker_is_one_failure() {
     assert_eq!(metrics.failed_calls, 1);
     assert_eq!(metrics.consecutive_failures, 1);
     assert_eq!(breaker.state(), State::Closed);
+}
+
+// --- Someone else's panic ------------------------------------------------------
+
+/// A task holding ten pending calls unwinds for a reason of its own (here a
+/// sibling branch of `join!`): the calls are cancelled, not failed, so a
+/// healthy dependency does not trip.
+#[test]
+fn pending_calls_dropped_by_a_sibling_panic_are_cancelled_not_failed() {
+    let (breaker, _clock) = breaker(Config::builder().failure_threshold(5));
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        block_on(async {
+            let calls = futures::future::join_all((0..10).map(|_| breaker.call_async(NeverReady)));
+            let sibling = async {
+                // Let the calls start first: they hold their permits.
+                yield_now().await;
+                panic!("a bug elsewhere in the task");
+            };
+            futures::join!(calls, sibling)
+        })
+    }));
+    assert!(unwound.is_err());
+    let metrics = breaker.metrics();
+    assert_eq!(breaker.state(), State::Closed, "nothing failed");
+    assert_eq!((metrics.failed_calls, metrics.total_calls), (0, 0));
+}
+
+#[test]
+fn a_pending_trial_dropped_by_a_sibling_panic_gives_its_slot_back() {
+    let breaker = half_open();
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        block_on(async {
+            let trial = breaker.call_async(NeverReady);
+            let sibling = async {
+                yield_now().await;
+                panic!("a bug elsewhere in the task");
+            };
+            futures::join!(trial, sibling)
+        })
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(breaker.state(), State::HalfOpen, "the trial did not fail");
+    assert_eq!(breaker.metrics().times_opened, 1);
+    block_on(breaker.call_async(async { Ok::<_, &str>(()) })).expect("the slot is free again");
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+/// The same, with the future held on the stack of a sync function that
+/// unwinds: the drop happens while the thread is panicking, and still the
+/// call's own poll never panicked.
+#[test]
+fn a_pending_call_dropped_while_the_thread_unwinds_is_cancelled() {
+    let (breaker, _clock) = breaker(Config::builder().failure_threshold(1));
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        let mut call = pin!(breaker.call_async(NeverReady));
+        assert!(poll_once(call.as_mut()).is_pending());
+        panic!("the caller blew up, not the call");
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(breaker.metrics().failed_calls, 0);
+}
+
+// --- Panics in the user's other code ---------------------------------------------
+
+/// The call returned an error and the classifier blew up on it: the error
+/// stands, counted as a failure (what every error is unless classified
+/// otherwise), and the panic reaches the caller.
+#[test]
+fn a_panicking_classifier_counts_the_error_as_a_failure() {
+    let (breaker, _clock) = breaker(Config::builder().failure_threshold(1));
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        breaker.call_with(
+            |_: &u16| panic!("the classifier blew up"),
+            || Err::<(), u16>(503),
+        )
+    }));
+    assert!(unwound.is_err());
+    let metrics = breaker.metrics();
+    assert_eq!((metrics.failed_calls, metrics.total_calls), (1, 1));
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
+fn a_panicking_async_classifier_counts_the_error_as_a_failure() {
+    let breaker = half_open();
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        block_on(
+            breaker.call_async_with(|_: &u16| panic!("the classifier blew up"), async {
+                Err::<(), u16>(503)
+            }),
+        )
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(breaker.state(), State::Open, "the trial failed");
+    assert_eq!(breaker.metrics().failed_calls, 2, "the trip and the trial");
+}
+
+#[test]
+fn a_classifier_is_not_asked_about_successes() {
+    let (breaker, _clock) = breaker(Config::builder());
+    let result = breaker.call_with(|_: &u16| panic!("never asked"), || Ok::<_, u16>(1));
+    assert_eq!(result.ok(), Some(1));
+    assert_eq!(breaker.metrics().successful_calls, 1);
 }
 
 // --- Executors -----------------------------------------------------------------

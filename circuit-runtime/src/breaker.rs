@@ -7,9 +7,12 @@
 //!   only counts while that generation is current (a late failure from
 //!   before a recovery must not reopen the freshly closed breaker).
 //! - `closed_failures` and `trials`: the counters of the current period,
-//!   tagged with the low 32 bits of its generation. A transition never resets
-//!   them; a word tagged with an older generation simply reads as zero. So
-//!   counters cannot be reset "too late" over a newer period's counts.
+//!   tagged with the low 32 bits of its generation. Every transition
+//!   rewrites them for the new period before it publishes the new state, so
+//!   a counter is never older than the state a caller just read; the tag
+//!   makes a compare-and-swap from a period that ended meanwhile fail.
+//! - the window (when a rate rule needs one) admits only writers of the
+//!   closed period it belongs to, see [`Window`].
 //!
 //! Transitions are rare and take `recovery`, a mutex that also holds the
 //! backoff state: under it the transition re-checks that the state word is
@@ -109,11 +112,14 @@ impl fmt::Display for State {
     }
 }
 
-/// The state word: `generation << STATE_BITS | state`.
+/// The state word: `generation << STATE_BITS | state`. The generation has
+/// 61 bits: at one transition per nanosecond it would take 73 years to
+/// wrap, so within a process two periods never share a generation.
 const STATE_BITS: u32 = 3;
+const MAX_GENERATION: u64 = u64::MAX >> STATE_BITS;
 
 fn pack_state(generation: u64, state: State) -> u64 {
-    generation << STATE_BITS | state.code()
+    (generation & MAX_GENERATION) << STATE_BITS | state.code()
 }
 
 fn state_of(word: u64) -> State {
@@ -124,30 +130,31 @@ fn generation_of(word: u64) -> u64 {
     word >> STATE_BITS
 }
 
+fn next_generation(generation: u64) -> u64 {
+    (generation + 1) & MAX_GENERATION
+}
+
 /// The tag that period counters carry: the generation's low 32 bits.
+///
+/// A tag is only ever compared for equality, and only by a caller that has
+/// just seen its own generation in the state word: every transition
+/// rewrites the counter words with the new period's tag before it
+/// publishes the new state, so a counter word whose tag differs belongs to
+/// a later period, and one whose tag matches is this period's, unless a
+/// thread stalls between those two reads for 2^32 transitions.
 #[allow(clippy::cast_possible_truncation)] // the truncation is the tag
 fn tag_of(generation: u64) -> u32 {
     generation as u32
 }
 
-/// How a tagged counter word relates to a period.
-enum Tagged {
-    /// Written in this period: its count is current.
-    Current,
-    /// Written in an earlier period: its count reads as zero.
-    Older,
-    /// Written in a later period: whoever asks is stale.
-    Newer,
+/// The consecutive-failures word: `tag << 32 | count`.
+fn pack_failures(tag: u32, count: u32) -> u64 {
+    u64::from(tag) << 32 | u64::from(count)
 }
 
-fn compare_tag(word_tag: u32, tag: u32) -> Tagged {
-    // Wrapping distance, so the comparison survives the tag wrapping around.
-    #[allow(clippy::cast_possible_wrap)]
-    match tag.wrapping_sub(word_tag) as i32 {
-        0 => Tagged::Current,
-        distance if distance > 0 => Tagged::Older,
-        _ => Tagged::Newer,
-    }
+#[allow(clippy::cast_possible_truncation)] // fields of a packed word
+fn unpack_failures(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
 }
 
 /// The trial word: `tag << 32 | successes << 16 | in_flight`.
@@ -163,6 +170,14 @@ fn unpack_trials(word: u64) -> (u32, u32, u32) {
         word as u32 & 0xFFFF,
     )
 }
+
+/// How many times one call looks at the state word before it gives up and
+/// is rejected. Without other threads a call needs at most three looks (a
+/// half-open period timing out, the open period after it elapsing at once,
+/// the trial); each further look means another thread changed the state
+/// meanwhile. The bound makes admission wait-free whatever the timeouts,
+/// hooks or scheduling: a call never loops on transitions.
+const MAX_LOOKS: u32 = 4;
 
 /// A named circuit breaker.
 ///
@@ -259,7 +274,9 @@ impl CircuitBreaker {
     ) -> CircuitBreaker {
         let timeline = Timeline::new(config.clock.clone());
         let seed = seed_from(&name);
-        let window = config.keeps_window().then(|| Window::new(config.window()));
+        let window = config
+            .keeps_window()
+            .then(|| Window::new(config.window(), tag_of(0)));
         CircuitBreaker {
             name: intern(name),
             timeline,
@@ -322,7 +339,7 @@ impl CircuitBreaker {
 
     /// Asks to make one call. On success, run the call and hand the permit
     /// its verdict; dropping the permit instead releases its trial slot and
-    /// records nothing (or records a failure while the thread is panicking).
+    /// records nothing, as a cancelled call (see [`Permit`]).
     ///
     /// # Errors
     ///
@@ -370,32 +387,39 @@ impl CircuitBreaker {
 
     #[cold]
     fn try_acquire_slow(&self, mut word: u64) -> Result<Permit<'_>, CircuitOpenError> {
-        loop {
+        // This call's own transitions: at most one of each, so that a
+        // timeout shorter than a transition (a slow hook, a preempted
+        // thread, nanosecond timeouts) cannot make one call flip the
+        // breaker between open and half-open without end.
+        let mut recovered = false;
+        let mut timed_out = false;
+        for _ in 1..MAX_LOOKS {
             match state_of(word) {
                 State::Closed | State::Disabled => return Ok(self.admit(word, false)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => match self.time_left_open() {
-                    Ok(retry_after) => return Err(self.reject(State::Open, Some(retry_after))),
-                    Err(now) => {
+                    Some(retry_after) => return Err(self.reject(State::Open, Some(retry_after))),
+                    None if recovered => {
+                        // Reopened and elapsed again since this call moved
+                        // it to half-open: leave the next move to the next
+                        // call.
+                        return Err(self.reject(State::Open, Some(Duration::ZERO)));
+                    }
+                    None => {
+                        recovered = true;
                         self.transition(
                             Some(word),
                             State::HalfOpen,
                             TransitionCause::RecoveryTimeoutElapsed,
-                            now,
                         );
                     }
                 },
                 State::HalfOpen => {
-                    let now = self.timeline.now_nanos();
-                    let entered_at = self.entered_at.load(Ordering::Acquire);
-                    let stuck_for = Duration::from_nanos(now.saturating_sub(entered_at));
-                    if stuck_for >= self.config.half_open_timeout() {
-                        self.transition(
-                            Some(word),
-                            State::Open,
-                            TransitionCause::HalfOpenTimeout,
-                            now,
-                        );
+                    // A period this call opened is not judged by it: its
+                    // clock started after this call read the time.
+                    if !recovered && !timed_out && self.half_open_expired() {
+                        timed_out = true;
+                        self.transition(Some(word), State::Open, TransitionCause::HalfOpenTimeout);
                     } else if let Some(permit) = self.claim_trial(word)? {
                         return Ok(permit);
                     }
@@ -403,21 +427,41 @@ impl CircuitBreaker {
             }
             word = self.state.load(Ordering::Acquire);
         }
+        // Lost every race so far: answer from the state as it is now.
+        match state_of(word) {
+            State::Closed | State::Disabled => Ok(self.admit(word, false)),
+            State::Open => {
+                let retry_after = self.time_left_open().unwrap_or_default();
+                Err(self.reject(State::Open, Some(retry_after)))
+            }
+            state => Err(self.reject(state, None)),
+        }
+    }
+
+    /// Whether the current half-open period has run for `half_open_timeout`
+    /// without a verdict.
+    fn half_open_expired(&self) -> bool {
+        let now = self.timeline.now_nanos();
+        let entered_at = self.entered_at.load(Ordering::Acquire);
+        Duration::from_nanos(now.saturating_sub(entered_at)) >= self.config.half_open_timeout()
     }
 
     /// Takes a trial slot of the half-open period `word`. `Ok(None)` means
     /// the period ended meanwhile and the caller should look again.
+    ///
+    /// No permit exists until the slot is confirmed: a permit is only ever
+    /// made for a call that will run, so one that loses the race cannot
+    /// record anything when it goes away.
     fn claim_trial(&self, word: u64) -> Result<Option<Permit<'_>>, CircuitOpenError> {
-        let tag = tag_of(generation_of(word));
+        let generation = generation_of(word);
+        let tag = tag_of(generation);
         let max_in_flight = self.config.half_open_max_calls();
         let mut trials = self.trials.load(Ordering::Acquire);
         loop {
             let (trials_tag, successes, in_flight) = unpack_trials(trials);
-            let (successes, in_flight) = match compare_tag(trials_tag, tag) {
-                Tagged::Current => (successes, in_flight),
-                Tagged::Older => (0, 0),
-                Tagged::Newer => return Ok(None),
-            };
+            if trials_tag != tag {
+                return Ok(None);
+            }
             if in_flight >= max_in_flight {
                 return Err(self.reject(State::HalfOpen, None));
             }
@@ -432,29 +476,26 @@ impl CircuitBreaker {
                 Err(actual) => trials = actual,
             }
         }
-        let permit = self.admit(word, true);
         if self.state.load(Ordering::Acquire) == word {
-            Ok(Some(permit))
+            Ok(Some(self.admit(word, true)))
         } else {
             // The period ended between reading the state and claiming the
             // slot: a call admitted now would run while the breaker is open.
-            // Dropping the permit gives the slot back to the dead period.
-            drop(permit);
+            self.release_trial(generation);
             Ok(None)
         }
     }
 
-    /// How long an open breaker stays open, or, once its recovery timeout
-    /// has elapsed, `Err` with the time it was found elapsed.
+    /// How long an open breaker stays open, or `None` once its recovery
+    /// timeout has elapsed.
     #[inline]
-    fn time_left_open(&self) -> Result<Duration, u64> {
-        let now = self.timeline.now_nanos();
+    fn time_left_open(&self) -> Option<Duration> {
+        // The end first, then the time: read the other way round, an open
+        // period that began in between would be measured from before it
+        // began, and `retry_after` could exceed the open time.
         let until = self.open_until.load(Ordering::Acquire);
-        if now < until {
-            Ok(Duration::from_nanos(until - now))
-        } else {
-            Err(now)
-        }
+        let now = self.timeline.now_nanos();
+        (now < until).then(|| Duration::from_nanos(until - now))
     }
 
     #[inline]
@@ -503,16 +544,27 @@ impl CircuitBreaker {
             .is_some_and(|slow| elapsed >= saturating_nanos(slow))
     }
 
+    /// Whether `generation` is the current period: the one check that tells
+    /// a late outcome from a current one, on the full, never-repeating
+    /// generation (counter tags only guard the instant after it).
+    #[inline]
+    fn is_current(&self, generation: u64) -> bool {
+        generation_of(self.state.load(Ordering::Acquire)) == generation
+    }
+
     #[inline]
     fn on_closed_success(&self, admission: &Admission, slow: bool) {
         let failures = self.closed_failures.load(Ordering::Relaxed);
+        let (tag, count) = unpack_failures(failures);
         // Reading first keeps the common case (no failures) free of writes
         // to a shared cache line.
-        #[allow(clippy::cast_possible_truncation)]
-        if failures as u32 != 0 && (failures >> 32) as u32 == tag_of(admission.generation) {
+        if count != 0
+            && tag == tag_of(admission.generation)
+            && self.is_current(admission.generation)
+        {
             let _ = self.closed_failures.compare_exchange(
                 failures,
-                u64::from(tag_of(admission.generation)) << 32,
+                pack_failures(tag, 0),
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             );
@@ -541,7 +593,6 @@ impl CircuitBreaker {
                         Some(pack_state(admission.generation, State::Closed)),
                         State::Open,
                         TransitionCause::ConsecutiveFailures,
-                        now,
                     );
                 }
                 // A no-op once the breaker has tripped: the window only
@@ -556,7 +607,6 @@ impl CircuitBreaker {
                     Some(pack_state(admission.generation, State::HalfOpen)),
                     State::Open,
                     TransitionCause::TrialFailed,
-                    now,
                 );
             }
             _ => {}
@@ -566,19 +616,20 @@ impl CircuitBreaker {
     /// Counts a failure against closed period `generation` and returns the
     /// period's count, or 0 when the period is over.
     fn count_closed_failure(&self, generation: u64) -> u32 {
+        if !self.is_current(generation) {
+            return 0;
+        }
         let tag = tag_of(generation);
         let mut word = self.closed_failures.load(Ordering::Acquire);
         loop {
-            #[allow(clippy::cast_possible_truncation)]
-            let count = match compare_tag((word >> 32) as u32, tag) {
-                Tagged::Current => word as u32,
-                Tagged::Older => 0,
-                Tagged::Newer => return 0,
-            };
+            let (word_tag, count) = unpack_failures(word);
+            if word_tag != tag {
+                return 0;
+            }
             let counted = count.saturating_add(1);
             match self.closed_failures.compare_exchange_weak(
                 word,
-                u64::from(tag) << 32 | u64::from(counted),
+                pack_failures(tag, counted),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -594,7 +645,7 @@ impl CircuitBreaker {
     fn record_in_window(&self, admission: &Admission, outcome: Outcome) {
         let Some(window) = &self.window else { return };
         let expected = pack_state(admission.generation, State::Closed);
-        if self.state.load(Ordering::Relaxed) != expected {
+        if self.state.load(Ordering::Acquire) != expected {
             return;
         }
         let now = if window.needs_time() {
@@ -602,7 +653,11 @@ impl CircuitBreaker {
         } else {
             0
         };
-        let tally = window.record(outcome, now);
+        // `None` when the period ended since the check above: the window
+        // belongs to the next period now.
+        let Some(tally) = window.record(tag_of(admission.generation), outcome, now) else {
+            return;
+        };
         if tally.calls < u64::from(self.config.minimum_calls()) {
             return;
         }
@@ -617,24 +672,20 @@ impl CircuitBreaker {
         } else {
             return;
         };
-        let now = if now == 0 {
-            self.timeline.now_nanos()
-        } else {
-            now
-        };
-        self.transition(Some(expected), State::Open, cause, now);
+        self.transition(Some(expected), State::Open, cause);
     }
 
     fn on_trial_success(&self, admission: &Admission) {
+        if !self.is_current(admission.generation) {
+            return;
+        }
         let tag = tag_of(admission.generation);
         let mut trials = self.trials.load(Ordering::Acquire);
         let successes = loop {
             let (trials_tag, successes, in_flight) = unpack_trials(trials);
-            let (successes, in_flight) = match compare_tag(trials_tag, tag) {
-                Tagged::Current => (successes, in_flight),
-                Tagged::Older => (0, 0),
-                Tagged::Newer => return,
-            };
+            if trials_tag != tag {
+                return;
+            }
             let in_flight = if admission.trial {
                 in_flight.saturating_sub(1)
             } else {
@@ -656,25 +707,23 @@ impl CircuitBreaker {
                 Some(pack_state(admission.generation, State::HalfOpen)),
                 State::Closed,
                 TransitionCause::TrialsSucceeded,
-                self.timeline.now_nanos(),
             );
         }
     }
 
     /// Gives back a trial slot of half-open period `generation`, if that
-    /// period's counters are still current.
+    /// period is still current.
     fn release_trial(&self, generation: u64) {
+        if !self.is_current(generation) {
+            return;
+        }
         let tag = tag_of(generation);
         let _ = self
             .trials
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |trials| {
                 let (trials_tag, successes, in_flight) = unpack_trials(trials);
-                match compare_tag(trials_tag, tag) {
-                    Tagged::Current => {
-                        Some(pack_trials(tag, successes, in_flight.saturating_sub(1)))
-                    }
-                    Tagged::Older | Tagged::Newer => None,
-                }
+                (trials_tag == tag)
+                    .then(|| pack_trials(tag, successes, in_flight.saturating_sub(1)))
             });
     }
 
@@ -682,19 +731,24 @@ impl CircuitBreaker {
     /// still exactly `expected` (the period the caller judged); without, a
     /// manual command that applies whatever the state. Returns whether this
     /// call made the change.
-    fn transition(
-        &self,
-        expected: Option<u64>,
-        to: State,
-        cause: TransitionCause,
-        now: u64,
-    ) -> bool {
+    ///
+    /// The time is read here, under the lock: a time read before would date
+    /// the new period in the past, by however long the caller took to get
+    /// here, and a half-open period could then time out the moment it
+    /// began.
+    fn transition(&self, expected: Option<u64>, to: State, cause: TransitionCause) -> bool {
         let mut recovery = lock(&self.recovery);
         let current = self.state.load(Ordering::Acquire);
         if expected.is_some_and(|expected| expected != current) {
             return false;
         }
+        let now = self.timeline.now_nanos();
         let from = state_of(current);
+        let generation = next_generation(generation_of(current));
+        // The new period's counters, written before its state word is
+        // published: whoever sees the new generation sees them too.
+        let tag = tag_of(generation);
+        self.reset_period_counters(tag);
         match to {
             State::Open => {
                 if from == State::HalfOpen {
@@ -716,7 +770,7 @@ impl CircuitBreaker {
             State::Closed => {
                 recovery.open_for = self.config.recovery_timeout();
                 if let Some(window) = &self.window {
-                    window.clear();
+                    window.begin_period(tag);
                 }
                 if from != State::Closed {
                     self.times_closed.fetch_add(1, Ordering::Relaxed);
@@ -728,15 +782,19 @@ impl CircuitBreaker {
             State::ForcedOpen | State::Disabled => {}
         }
         self.entered_at.store(now, Ordering::Release);
-        self.state.store(
-            pack_state(generation_of(current) + 1, to),
-            Ordering::Release,
-        );
+        self.state
+            .store(pack_state(generation, to), Ordering::Release);
         drop(recovery);
         if from != to {
             self.emit(from, to, cause, now);
         }
         true
+    }
+
+    fn reset_period_counters(&self, tag: u32) {
+        self.closed_failures
+            .store(pack_failures(tag, 0), Ordering::Release);
+        self.trials.store(pack_trials(tag, 0, 0), Ordering::Release);
     }
 
     fn emit(&self, from: State, to: State, cause: TransitionCause, now: u64) {
@@ -848,7 +906,7 @@ impl CircuitBreaker {
     /// Applies a manual command; returns the state it replaced.
     pub(crate) fn command(&self, to: State, cause: TransitionCause) -> State {
         let before = self.state();
-        self.transition(None, to, cause, self.timeline.now_nanos());
+        self.transition(None, to, cause);
         before
     }
 
@@ -885,15 +943,13 @@ impl CircuitBreaker {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let word = self.state.load(Ordering::Acquire);
-        let failures = self.closed_failures.load(Ordering::Acquire);
-        #[allow(clippy::cast_possible_truncation)]
-        let consecutive_failures = if state_of(word) == State::Closed
-            && (failures >> 32) as u32 == tag_of(generation_of(word))
-        {
-            failures as u32
-        } else {
-            0
-        };
+        let (tag, count) = unpack_failures(self.closed_failures.load(Ordering::Acquire));
+        let consecutive_failures =
+            if state_of(word) == State::Closed && tag == tag_of(generation_of(word)) {
+                count
+            } else {
+                0
+            };
         let tally = self
             .window
             .as_ref()
@@ -938,7 +994,9 @@ impl CircuitBreaker {
 
     /// Runs `f` through the breaker; every `Err` counts as a failure.
     ///
-    /// A panic inside `f` counts as a failure and keeps unwinding.
+    /// A panic inside `f` (or inside the classifier of
+    /// [`call_with`](Self::call_with)) counts as a failure and keeps
+    /// unwinding.
     ///
     /// # Errors
     ///
@@ -1004,7 +1062,7 @@ impl CircuitBreaker {
         // slot: through `try_acquire_slow`'s result the error was copied
         // twice more, each copy a store-forwarding stall.
         if state_of(word) == State::Open {
-            if let Ok(retry_after) = self.time_left_open() {
+            if let Some(retry_after) = self.time_left_open() {
                 let rejection = self.reject(State::Open, Some(retry_after));
                 return Err(CallError::Rejected(rejection));
             }
@@ -1019,17 +1077,20 @@ impl CircuitBreaker {
         is_failure: impl Fn(&E) -> bool,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, CallError<E>> {
-        let result = f();
-        permit.record_error(result.as_ref().err(), is_failure);
-        result.map_err(CallError::Failed)
+        permit
+            .run(f, |result| result.as_ref().err(), is_failure)
+            .map_err(CallError::Failed)
     }
 
     /// Runs the future `fut` through the breaker; every `Err` counts as a
     /// failure. Works on any executor: the breaker never spawns or sleeps.
     ///
-    /// A panic while polling `fut` counts as a failure and keeps unwinding.
-    /// Dropping the returned future before it finishes cancels the call: it
-    /// gives back its trial slot and counts as nothing.
+    /// A panic while polling `fut` counts as a failure and keeps unwinding,
+    /// whether the panic escapes or the executor catches it. Dropping the
+    /// returned future before it finishes cancels the call: it gives back
+    /// its trial slot and counts as nothing, even when the drop is part of
+    /// another panic's unwinding (a sibling in `join!`, a bug elsewhere in
+    /// the task), which says nothing about this dependency.
     ///
     /// # Errors
     ///
@@ -1077,14 +1138,10 @@ impl CircuitBreaker {
         F: Future<Output = Result<T, E>>,
     {
         let permit = self.try_acquire().map_err(CallError::Rejected)?;
-        // If polling `fut` panics, the unwinding drops this async fn's live
-        // locals, `permit` among them, while the thread is still panicking:
-        // the permit records a failure even when the executor catches the
-        // panic (as tokio does). If the future is dropped instead, the
-        // permit is dropped without a panic: a cancellation.
-        let result = fut.await;
-        permit.record_error(result.as_ref().err(), is_failure);
-        result.map_err(CallError::Failed)
+        permit
+            .run_async(fut, |result| result.as_ref().err(), is_failure)
+            .await
+            .map_err(CallError::Failed)
     }
 }
 
@@ -1129,4 +1186,144 @@ fn intern(name: String) -> &'static str {
     let interned: &'static str = Box::leak(name.into_boxed_str());
     names.insert(interned);
     interned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    impl CircuitBreaker {
+        /// Puts the breaker where `generation - generation_now` transitions
+        /// would have left it, in its current state: what a long-lived
+        /// process reaches after days of flapping, without the days.
+        fn fast_forward_to(&self, generation: u64) {
+            let _recovery = lock(&self.recovery);
+            let state = self.state();
+            let tag = tag_of(generation);
+            self.reset_period_counters(tag);
+            if let (State::Closed, Some(window)) = (state, &self.window) {
+                window.begin_period(tag);
+            }
+            self.state
+                .store(pack_state(generation, state), Ordering::Release);
+        }
+
+        fn generation(&self) -> u64 {
+            generation_of(self.state.load(Ordering::Acquire))
+        }
+    }
+
+    fn breaker() -> (CircuitBreaker, ManualClock) {
+        let clock = ManualClock::new();
+        let config = Config::builder()
+            .failure_threshold(3)
+            .success_threshold(1)
+            .half_open_max_calls(1)
+            .recovery_timeout(Duration::from_secs(1))
+            .failure_rate_threshold(1.0)
+            .window_size(5)
+            .minimum_calls(5)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        (CircuitBreaker::new("wrap", config), clock)
+    }
+
+    /// One full cycle through every rule: consecutive failures trip it, a
+    /// failed trial reopens it, a successful trial closes it, and a
+    /// failure-rate window judges the closed period.
+    fn cycle(breaker: &CircuitBreaker, clock: &ManualClock) {
+        assert_eq!(breaker.state(), State::Closed);
+        let stale = breaker.try_acquire().unwrap();
+        breaker.record_failure();
+        breaker.record_failure();
+        assert_eq!(breaker.metrics().consecutive_failures, 2);
+        breaker.record_failure();
+        assert_eq!(breaker.state(), State::Open, "the consecutive rule trips");
+        stale.record_failure();
+
+        clock.advance(Duration::from_secs(1));
+        let trial = breaker.try_acquire().expect("a trial after the timeout");
+        assert_eq!(breaker.state(), State::HalfOpen);
+        assert!(breaker.try_acquire().is_err(), "one slot");
+        trial.record_failure();
+        assert_eq!(breaker.state(), State::Open, "a failed trial reopens");
+
+        clock.advance(Duration::from_secs(1));
+        breaker.try_acquire().unwrap().record_success();
+        assert_eq!(breaker.state(), State::Closed, "a good trial closes");
+
+        for _ in 0..4 {
+            breaker.record_failure();
+            breaker.record_success();
+        }
+        assert_eq!(breaker.metrics().consecutive_failures, 0);
+        assert_eq!(breaker.metrics().failure_rate, Some(0.4));
+        breaker.reset();
+    }
+
+    #[test]
+    fn every_rule_works_across_the_tag_wrapping_around() {
+        // Each start is a few transitions short of a boundary: where the
+        // counters' 32-bit tags wrap (and where a signed distance between
+        // tags flips sign), and where the 61-bit generation itself wraps.
+        let boundaries = [1 << 31, 1 << 32, MAX_GENERATION + 1];
+        for boundary in boundaries {
+            let (breaker, clock) = breaker();
+            breaker.fast_forward_to(boundary - 6);
+            for _ in 0..4 {
+                cycle(&breaker, &clock);
+            }
+            assert!(
+                breaker.generation().wrapping_sub(boundary) & MAX_GENERATION < 20,
+                "crossed {boundary:#x}, now at {:#x}",
+                breaker.generation()
+            );
+        }
+    }
+
+    /// A call admitted exactly 2^32 transitions ago carries the same
+    /// counter tag as the current period: only the full generation tells
+    /// them apart, and it does.
+    #[test]
+    fn an_outcome_from_2_pow_32_transitions_ago_is_still_stale() {
+        let (breaker, _clock) = breaker();
+        let closed = breaker.try_acquire().unwrap();
+        let generation = breaker.generation();
+        breaker.fast_forward_to(generation + (1 << 32));
+        assert_eq!(breaker.state(), State::Closed);
+        breaker.record_failure();
+        breaker.record_failure();
+        closed.record_failure();
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "the stale failure did not count"
+        );
+        assert_eq!(breaker.metrics().consecutive_failures, 2);
+    }
+
+    #[test]
+    fn a_trial_from_2_pow_32_transitions_ago_neither_closes_nor_frees_a_slot() {
+        let (breaker, clock) = breaker();
+        breaker.force_open();
+        breaker.reset();
+        for _ in 0..3 {
+            breaker.record_failure();
+        }
+        clock.advance(Duration::from_secs(1));
+        let old_trial = breaker.try_acquire().unwrap();
+        let generation = breaker.generation();
+        breaker.fast_forward_to(generation + (1 << 32));
+        let trial = breaker.try_acquire().expect("the new period's slot");
+        old_trial.record_success();
+        assert_eq!(
+            breaker.state(),
+            State::HalfOpen,
+            "the stale success did not close it"
+        );
+        assert!(breaker.try_acquire().is_err(), "nor free the taken slot");
+        drop(trial);
+    }
 }

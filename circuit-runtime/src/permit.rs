@@ -2,7 +2,10 @@
 //! the permit its verdict.
 
 use std::fmt;
+use std::future::{poll_fn, Future};
 use std::mem::ManuallyDrop;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
 
 use crate::breaker::CircuitBreaker;
 use crate::State;
@@ -12,9 +15,14 @@ use crate::State;
 /// Give it exactly one verdict: [`record_success`](Permit::record_success),
 /// [`record_failure`](Permit::record_failure) or
 /// [`record_ignored`](Permit::record_ignored). A permit dropped without one
-/// records a failure if the thread is panicking (the call blew up), and
-/// otherwise records nothing and gives back its half-open trial slot (the
-/// call was cancelled, e.g. its future dropped).
+/// is a cancelled call: it records nothing and gives back its half-open
+/// trial slot. That holds even when it is dropped by a panic: the breaker
+/// cannot tell whether the panic came from the call or from code around
+/// it (a sibling future, a bug elsewhere in the task), and counting someone
+/// else's panic would trip a healthy dependency. To count a panic in the
+/// call itself as a failure, run it through [`call`](CircuitBreaker::call),
+/// [`call_async`](CircuitBreaker::call_async) or `#[circuit_breaker]`,
+/// which see the call's own body unwind.
 ///
 /// ```
 /// use circuit_runtime::{CircuitBreaker, Config, State};
@@ -29,6 +37,11 @@ use crate::State;
 pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
     admission: Admission,
+    /// What dropping the permit without a verdict means: `Released` (a
+    /// cancellation), except while the call's own body runs under
+    /// [`run`](Permit::run) or [`poll_body`](Permit::poll_body), when the
+    /// only way to drop it is that body unwinding: `Failure`.
+    dropped_as: Verdict,
 }
 
 /// What a permit remembers about how it was admitted.
@@ -51,13 +64,18 @@ pub(crate) enum Verdict {
     Success,
     Failure,
     Ignored,
-    /// Dropped without a verdict and without a panic: a cancellation.
+    /// Dropped without a verdict, outside the call's own body: a
+    /// cancellation.
     Released,
 }
 
 impl<'a> Permit<'a> {
     pub(crate) fn new(breaker: &'a CircuitBreaker, admission: Admission) -> Self {
-        Self { breaker, admission }
+        Self {
+            breaker,
+            admission,
+            dropped_as: Verdict::Released,
+        }
     }
 
     /// The call succeeded.
@@ -114,6 +132,9 @@ impl<'a> Permit<'a> {
 
     /// The verdict of a call that ended in `error` (`None` for a success),
     /// classified by `is_failure`: the one place outcomes are classified.
+    /// A panicking `is_failure` drops the permit as the call's body would
+    /// have left it: after [`run`](Permit::run), a failure (the call did
+    /// return an error, and every error counts unless classified otherwise).
     #[inline]
     pub(crate) fn record_error<E>(self, error: Option<&E>, is_failure: impl Fn(&E) -> bool) {
         match error {
@@ -121,6 +142,56 @@ impl<'a> Permit<'a> {
             Some(err) if is_failure(err) => self.record_failure(),
             Some(_) => self.record_ignored(),
         }
+    }
+
+    /// Runs the call's own body and records its outcome: the one
+    /// run-and-record step of every sync call. A panic inside `body` (or
+    /// inside `is_failure`) unwinds through this frame and drops the permit
+    /// as a failure; no other panic can, since the permit lives only here.
+    #[inline]
+    pub(crate) fn run<R, E>(
+        mut self,
+        body: impl FnOnce() -> R,
+        error: impl FnOnce(&R) -> Option<&E>,
+        is_failure: impl Fn(&E) -> bool,
+    ) -> R {
+        self.dropped_as = Verdict::Failure;
+        let outcome = body();
+        self.record_error(error(&outcome), is_failure);
+        outcome
+    }
+
+    /// Polls the call's own future once. A panic inside that poll leaves the
+    /// permit marked as failed, so it records a failure whenever it is then
+    /// dropped: while unwinding, or later by an executor that caught the
+    /// panic. Between polls the permit is unmarked, so a future dropped
+    /// there, even by someone else's unwinding, is a cancellation.
+    #[inline]
+    pub(crate) fn poll_body<F: Future>(
+        &mut self,
+        body: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        self.dropped_as = Verdict::Failure;
+        let poll = body.poll(cx);
+        self.dropped_as = Verdict::Released;
+        poll
+    }
+
+    /// Awaits the call's own future and records its outcome: the one
+    /// run-and-record step of every async call.
+    pub(crate) async fn run_async<F: Future, E>(
+        mut self,
+        body: F,
+        error: impl FnOnce(&F::Output) -> Option<&E>,
+        is_failure: impl Fn(&E) -> bool,
+    ) -> F::Output {
+        let mut body = pin!(body);
+        let outcome = poll_fn(|cx| self.poll_body(body.as_mut(), cx)).await;
+        // Classified as `run` does: a panicking `is_failure` is a failure.
+        self.dropped_as = Verdict::Failure;
+        self.record_error(error(&outcome), is_failure);
+        outcome
     }
 
     #[inline]
@@ -133,12 +204,7 @@ impl<'a> Permit<'a> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let verdict = if std::thread::panicking() {
-            Verdict::Failure
-        } else {
-            Verdict::Released
-        };
-        self.breaker.settle(self.admission, verdict);
+        self.breaker.settle(self.admission, self.dropped_as);
     }
 }
 

@@ -328,13 +328,8 @@ pub fn is_error<R: Fallible>(outcome: &R) -> bool {
     outcome.error().is_some()
 }
 
-#[inline]
-fn settle<R: Fallible>(permit: Permit<'_>, outcome: &R, is_failure: impl Fn(&R::Err) -> bool) {
-    permit.record_error(outcome.error(), is_failure);
-}
-
 /// Runs a sync body under an admitted permit and records its outcome. A
-/// panic in the body drops the permit while unwinding: a failure.
+/// panic in the body (or in `is_failure`) is the call's failure.
 #[inline]
 pub fn finish<R, C, F>(permit: Permit<'_>, is_failure: C, body: F) -> R
 where
@@ -342,27 +337,22 @@ where
     C: Fn(&R::Err) -> bool,
     F: FnOnce() -> R,
 {
-    let outcome = body();
-    settle(permit, &outcome, is_failure);
-    outcome
+    permit.run(body, R::error, is_failure)
 }
 
 /// Runs an async body under an admitted permit and records its outcome.
 ///
-/// Dropped before it finishes, it drops the permit outside any panic: the
-/// call counts as nothing and gives back its half-open slot. If polling the
-/// body panics, the unwinding drops this future's live locals, the permit
-/// among them, while the thread is still panicking: a failure, even when
-/// the executor catches the panic.
+/// A panic while polling the body is the call's failure, whether it
+/// escapes or the executor catches it. Dropped before it finishes, even by
+/// another panic's unwinding, it is a cancellation: the call counts as
+/// nothing and gives back its half-open slot.
 pub async fn finish_async<R, C, F>(permit: Permit<'_>, is_failure: C, body: F) -> R
 where
     R: Fallible,
     C: Fn(&R::Err) -> bool,
     F: Future<Output = R>,
 {
-    let outcome = body.await;
-    settle(permit, &outcome, is_failure);
-    outcome
+    permit.run_async(body, R::error, is_failure).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The sliding window that failure-rate and slow-call-rate rules judge:
 //! either the last N outcomes or the outcomes of the last stretch of time.
-//! Both are lock-free; recording an outcome is a few relaxed atomic ops.
+//! Both are lock-free; recording an outcome is a few atomic ops.
 
 use std::time::Duration;
 
@@ -38,6 +38,15 @@ fn ratio(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
+/// The window of one closed period at a time.
+///
+/// An outcome may only enter the window of the period it was admitted in.
+/// Checking the period and then writing would let a transition empty the
+/// window in between and the late outcome land in the next period's
+/// window, so each kind makes the check and the write one step: a count
+/// window tags its words with the period (a write from another period
+/// fails its compare-and-swap), a time window lets writers in through a
+/// [`PeriodGate`].
 #[derive(Debug)]
 pub(crate) enum Window {
     Calls(CountWindow),
@@ -45,20 +54,22 @@ pub(crate) enum Window {
 }
 
 impl Window {
-    pub(crate) fn new(kind: WindowKind) -> Self {
+    /// An empty window for the closed period tagged `tag`.
+    pub(crate) fn new(kind: WindowKind, tag: u32) -> Self {
         match kind {
-            WindowKind::Calls(size) => Window::Calls(CountWindow::new(size)),
-            WindowKind::Duration(span) => Window::Time(Box::new(TimeWindow::new(span))),
+            WindowKind::Calls(size) => Window::Calls(CountWindow::new(size, tag)),
+            WindowKind::Duration(span) => Window::Time(Box::new(TimeWindow::new(span, tag))),
         }
     }
 
-    /// Adds one outcome and returns the tally including it. `now` is only
-    /// read by time windows; count windows are handed 0 and never look.
+    /// Adds one outcome of the period tagged `tag` and returns the tally
+    /// including it, or `None` when that period is over. `now` is only read
+    /// by time windows; count windows are handed 0 and never look.
     #[inline]
-    pub(crate) fn record(&self, outcome: Outcome, now: u64) -> Tally {
+    pub(crate) fn record(&self, tag: u32, outcome: Outcome, now: u64) -> Option<Tally> {
         match self {
-            Window::Calls(window) => window.record(outcome),
-            Window::Time(window) => window.record(outcome, now),
+            Window::Calls(window) => window.record(tag, outcome),
+            Window::Time(window) => window.record(tag, outcome, now),
         }
     }
 
@@ -69,10 +80,13 @@ impl Window {
         }
     }
 
-    pub(crate) fn clear(&self) {
+    /// Empties the window for the closed period tagged `tag`. Called by the
+    /// transition into that period, before it publishes the period, so no
+    /// writer of the new period can have written yet.
+    pub(crate) fn begin_period(&self, tag: u32) {
         match self {
-            Window::Calls(window) => window.clear(),
-            Window::Time(window) => window.clear(),
+            Window::Calls(window) => window.begin_period(tag),
+            Window::Time(window) => window.begin_period(tag),
         }
     }
 
@@ -81,113 +95,253 @@ impl Window {
     }
 }
 
-const PRESENT: u64 = 1;
-const FAILED: u64 = 2;
-const SLOW: u64 = 4;
+/// A word of a count window: the period's tag in the high 32 bits, a value
+/// in the low 32.
+fn pack(tag: u32, value: u32) -> u64 {
+    u64::from(tag) << 32 | u64::from(value)
+}
 
-fn encode(outcome: Outcome) -> u64 {
+#[allow(clippy::cast_possible_truncation)] // the two halves of a packed word
+fn unpack(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
+}
+
+/// Lets writers of one closed period at a time into a time window. One
+/// word: the tag of the period whose writers may enter, in the high 32
+/// bits, and how many writers are inside, in the low 32.
+#[derive(Debug)]
+struct PeriodGate {
+    word: AtomicU64,
+}
+
+/// A writer inside the gate; leaves on drop.
+struct Inside<'a>(&'a PeriodGate);
+
+impl Drop for Inside<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Release: the writer's updates happen before a `close_behind`
+        // that sees it gone.
+        self.0.word.fetch_sub(1, Ordering::Release);
+    }
+}
+
+const WRITERS: u64 = 0xFFFF_FFFF;
+
+impl PeriodGate {
+    fn new(tag: u32) -> Self {
+        Self {
+            word: AtomicU64::new(pack(tag, 0)),
+        }
+    }
+
+    #[inline]
+    fn enter(&self, tag: u32) -> Option<Inside<'_>> {
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            if unpack(word).0 != tag {
+                return None;
+            }
+            match self.word.compare_exchange_weak(
+                word,
+                word + 1,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(Inside(self)),
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// Lets only writers tagged `tag` in from now on, then waits for the
+    /// writers already inside to leave. They run no user code and take no
+    /// lock inside, only a few atomic operations, so the wait is short; it
+    /// happens only on a transition into `Closed`, never on a call.
+    fn close_behind(&self, tag: u32) {
+        let _ = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                Some(pack(tag, 0) | word & WRITERS)
+            });
+        while self.word.load(Ordering::Acquire) & WRITERS != 0 {
+            spin_wait();
+        }
+    }
+}
+
+/// One turn of waiting for another thread to finish a few instructions.
+fn spin_wait() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}
+
+const PRESENT: u32 = 1;
+const FAILED: u32 = 2;
+const SLOW: u32 = 4;
+
+fn encode(outcome: Outcome) -> u32 {
     PRESENT | if outcome.failed { FAILED } else { 0 } | if outcome.slow { SLOW } else { 0 }
 }
 
 /// The last `size` outcomes in a ring of slots. Running totals of failures
 /// and slow calls are adjusted by the difference between the outcome a
 /// write replaces and the one it writes, so judging a rate never scans.
+///
+/// Every word carries the tag of the closed period it belongs to: the
+/// position counter, each slot, each total. A new period rewrites the
+/// counter and the totals with its tag and leaves the slots alone: a slot
+/// tagged with another period reads as empty. So emptying the window costs
+/// three stores whatever its size, and a late writer from an ended period
+/// fails its compare-and-swap on the first word the new period wrote
+/// instead of landing in the new window.
 #[derive(Debug)]
 pub(crate) struct CountWindow {
+    /// `tag << 32 | outcome bits`.
     slots: Box<[AtomicU64]>,
     /// Lemire's fast-modulo constant for `slots.len()`: a slot index costs a
     /// multiplication instead of a division on every call.
     modulo: FastModulo,
-    /// Outcomes ever written; the next one goes to `written % size`.
+    /// `tag << 32 | position`: the position the next outcome is written at
+    /// (modulo the size), which is also how many outcomes the window holds
+    /// until it is full.
     written: AtomicU64,
-    /// `written` when the window was last cleared.
-    cleared_at: AtomicU64,
+    /// The largest multiple of the size that fits a position: the position
+    /// goes from just below it back to `size`, which is the same slot and
+    /// still means "full".
+    wrap_at: u32,
+    /// `tag << 32 | count`, the count wrapping: see [`clamp_count`].
     failures: AtomicU64,
     slow: AtomicU64,
 }
 
 impl CountWindow {
-    fn new(size: u32) -> Self {
+    fn new(size: u32, tag: u32) -> Self {
         Self {
-            slots: (0..size).map(|_| AtomicU64::new(0)).collect(),
+            slots: (0..size).map(|_| AtomicU64::new(pack(tag, 0))).collect(),
             modulo: FastModulo::new(size),
-            written: AtomicU64::new(0),
-            cleared_at: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            slow: AtomicU64::new(0),
+            written: AtomicU64::new(pack(tag, 0)),
+            wrap_at: u32::MAX - u32::MAX % size,
+            failures: AtomicU64::new(pack(tag, 0)),
+            slow: AtomicU64::new(pack(tag, 0)),
         }
     }
 
+    fn size(&self) -> u32 {
+        u32::try_from(self.slots.len()).unwrap_or(u32::MAX)
+    }
+
     #[inline]
-    fn record(&self, outcome: Outcome) -> Tally {
-        let position = self.written.fetch_add(1, Ordering::Relaxed);
-        let new = encode(outcome);
-        let slot = &self.slots[self.modulo.reduce(position)];
+    fn record(&self, tag: u32, outcome: Outcome) -> Option<Tally> {
+        let position = self.claim_position(tag)?;
+        let new = pack(tag, encode(outcome));
+        let slot = &self.slots[self.modulo.reduce(u64::from(position))];
         // Most calls replace a success with a success: nothing to write or
-        // adjust. Skipping the swap when the slot already holds `new` is a
-        // swap that changed nothing, so the totals stay exact; it saves the
-        // hot path a locked instruction.
-        if slot.load(Ordering::Relaxed) != new {
-            let old = slot.swap(new, Ordering::Relaxed);
-            if old != new {
-                adjust(&self.failures, old & FAILED != 0, outcome.failed);
-                adjust(&self.slow, old & SLOW != 0, outcome.slow);
+        // adjust, and no locked instruction on the hot path.
+        let mut old = slot.load(Ordering::Acquire);
+        while old != new {
+            // A slot holding a newer period's outcome was loaded after
+            // that period began: the re-check sees it and gives up.
+            if unpack(self.written.load(Ordering::Acquire)).0 != tag {
+                return None;
+            }
+            match slot.compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    let (old_tag, old_bits) = unpack(old);
+                    let replaced = if old_tag == tag { old_bits } else { 0 };
+                    adjust(&self.failures, tag, replaced & FAILED != 0, outcome.failed);
+                    adjust(&self.slow, tag, replaced & SLOW != 0, outcome.slow);
+                    break;
+                }
+                Err(actual) => old = actual,
             }
         }
-        self.tally_at(position + 1)
+        Some(self.tally_at(tag, position.saturating_add(1)))
+    }
+
+    /// Takes the next position of period `tag`, or `None` when the window
+    /// belongs to another period.
+    #[inline]
+    fn claim_position(&self, tag: u32) -> Option<u32> {
+        let mut word = self.written.load(Ordering::Acquire);
+        loop {
+            let (written_tag, position) = unpack(word);
+            if written_tag != tag {
+                return None;
+            }
+            let next = if position + 1 == self.wrap_at {
+                self.size()
+            } else {
+                position + 1
+            };
+            match self.written.compare_exchange_weak(
+                word,
+                pack(tag, next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(position),
+                Err(actual) => word = actual,
+            }
+        }
     }
 
     fn tally(&self) -> Tally {
-        self.tally_at(self.written.load(Ordering::Relaxed))
+        let (tag, position) = unpack(self.written.load(Ordering::Acquire));
+        self.tally_at(tag, position)
     }
 
     #[inline]
-    fn tally_at(&self, written: u64) -> Tally {
-        let calls = written
-            .saturating_sub(self.cleared_at.load(Ordering::Relaxed))
-            .min(self.slots.len() as u64);
+    fn tally_at(&self, tag: u32, written: u32) -> Tally {
+        let calls = u64::from(written.min(self.size()));
         // Under a race a total can lag its slots by an update (even dip
         // below zero for an instant); clamping keeps a rate within [0, 1].
-        let clamp = |total: &AtomicU64| clamp_count(total.load(Ordering::Relaxed), calls);
+        let read = |total: &AtomicU64| match unpack(total.load(Ordering::Acquire)) {
+            (total_tag, count) if total_tag == tag => clamp_count(count, calls),
+            _ => 0,
+        };
         Tally {
             calls,
-            failures: clamp(&self.failures),
-            slow: clamp(&self.slow),
+            failures: read(&self.failures),
+            slow: read(&self.slow),
         }
     }
 
-    fn clear(&self) {
-        for slot in &*self.slots {
-            slot.store(0, Ordering::Relaxed);
-        }
-        self.failures.store(0, Ordering::Relaxed);
-        self.slow.store(0, Ordering::Relaxed);
-        self.cleared_at
-            .store(self.written.load(Ordering::Relaxed), Ordering::Relaxed);
+    fn begin_period(&self, tag: u32) {
+        // Swaps where stores would do: a read-modify-write is ordered after
+        // every position claimed before it in every model of the memory
+        // model, loom's included (its plain stores can be misordered
+        // against a concurrent read-modify-write: tokio-rs/loom#389).
+        self.failures.swap(pack(tag, 0), Ordering::AcqRel);
+        self.slow.swap(pack(tag, 0), Ordering::AcqRel);
+        self.written.swap(pack(tag, 0), Ordering::AcqRel);
     }
 }
 
-/// Moves a running total by the change from `was` to `now`. Wrapping
+/// Moves a running total of period `tag` by the change from `was` to
+/// `now`, unless the total belongs to another period by now. Wrapping
 /// arithmetic lets a racing decrement land before its increment.
 #[inline]
-fn adjust(total: &AtomicU64, was: bool, now: bool) {
-    match (was, now) {
-        (false, true) => {
-            total.fetch_add(1, Ordering::Relaxed);
-        }
-        (true, false) => {
-            total.fetch_sub(1, Ordering::Relaxed);
-        }
-        _ => {}
-    }
+fn adjust(total: &AtomicU64, tag: u32, was: bool, now: bool) {
+    let delta = match (was, now) {
+        (false, true) => 1,
+        (true, false) => u32::MAX, // minus one, wrapping
+        _ => return,
+    };
+    let _ = total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+        let (total_tag, count) = unpack(word);
+        (total_tag == tag).then(|| pack(tag, count.wrapping_add(delta)))
+    });
 }
 
 /// Reads a total that may transiently have wrapped below zero.
-fn clamp_count(raw: u64, calls: u64) -> u64 {
-    if raw > u64::MAX / 2 {
+fn clamp_count(raw: u32, calls: u64) -> u64 {
+    if raw > u32::MAX / 2 {
         0
     } else {
-        raw.min(calls)
+        u64::from(raw).min(calls)
     }
 }
 
@@ -229,6 +383,9 @@ const BUCKETS: u64 = BUCKET_COUNT as u64;
 pub(crate) struct TimeWindow {
     bucket_nanos: u64,
     buckets: [Bucket; BUCKET_COUNT],
+    /// Buckets are several words each, so a writer checks its period and
+    /// updates them inside the gate.
+    gate: PeriodGate,
 }
 
 #[derive(Debug, Default)]
@@ -240,22 +397,40 @@ struct Bucket {
     slow: AtomicU64,
 }
 
+/// The stamp of bucket `number`: never zero, which means "empty". At the
+/// end of time (a clock advanced by `Duration::MAX` with one-nanosecond
+/// buckets) the last stamp is reused rather than wrapping to "empty".
+fn stamp_of(number: u64) -> u64 {
+    number.saturating_add(1)
+}
+
 impl TimeWindow {
-    fn new(span: Duration) -> Self {
+    fn new(span: Duration, tag: u32) -> Self {
         Self {
             bucket_nanos: (saturating_nanos(span) / BUCKETS).max(1),
             buckets: Default::default(),
+            gate: PeriodGate::new(tag),
         }
     }
 
-    fn record(&self, outcome: Outcome, now: u64) -> Tally {
-        let number = now / self.bucket_nanos;
-        let bucket = &self.buckets[usize::try_from(number % BUCKETS).unwrap_or(0)];
+    fn record(&self, tag: u32, outcome: Outcome, now: u64) -> Option<Tally> {
+        let inside = self.gate.enter(tag)?;
+        self.add(outcome, now);
+        drop(inside);
+        Some(self.tally(now))
+    }
+
+    fn add(&self, outcome: Outcome, now: u64) {
+        let current = stamp_of(now / self.bucket_nanos);
+        // Placed by stamp, not by bucket number: at the end of time the
+        // numbers saturate into one stamp, and ten consecutive stamps must
+        // still have ten buckets.
+        let bucket = &self.buckets[usize::try_from(current % BUCKETS).unwrap_or(0)];
         let stamp = bucket.stamp.load(Ordering::Acquire);
-        if stamp < number + 1
+        if stamp < current
             && bucket
                 .stamp
-                .compare_exchange(stamp, number + 1, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(stamp, current, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
             // This writer recycles the bucket. A concurrent writer that saw
@@ -272,19 +447,21 @@ impl TimeWindow {
         if outcome.slow {
             bucket.slow.fetch_add(1, Ordering::Relaxed);
         }
-        self.tally(now)
     }
 
     fn tally(&self, now: u64) -> Tally {
-        let current = now / self.bucket_nanos + 1;
+        let current = stamp_of(now / self.bucket_nanos);
         let oldest = current.saturating_sub(BUCKETS - 1);
         let mut tally = Tally::default();
         for bucket in &self.buckets {
             let stamp = bucket.stamp.load(Ordering::Acquire);
             if stamp >= oldest && stamp <= current && stamp != 0 {
-                tally.calls += bucket.calls.load(Ordering::Relaxed);
-                tally.failures += bucket.failures.load(Ordering::Relaxed);
-                tally.slow += bucket.slow.load(Ordering::Relaxed);
+                let add = |total: &mut u64, count: &AtomicU64| {
+                    *total = total.saturating_add(count.load(Ordering::Relaxed));
+                };
+                add(&mut tally.calls, &bucket.calls);
+                add(&mut tally.failures, &bucket.failures);
+                add(&mut tally.slow, &bucket.slow);
             }
         }
         tally.failures = tally.failures.min(tally.calls);
@@ -292,7 +469,9 @@ impl TimeWindow {
         tally
     }
 
-    fn clear(&self) {
+    /// Empties the window once the writers of earlier periods are out.
+    fn begin_period(&self, tag: u32) {
+        self.gate.close_behind(tag);
         for bucket in &self.buckets {
             bucket.stamp.store(0, Ordering::Relaxed);
             bucket.calls.store(0, Ordering::Relaxed);
@@ -327,69 +506,79 @@ mod tests {
         }
     }
 
+    fn tally(calls: u64, failures: u64) -> Tally {
+        Tally {
+            calls,
+            failures,
+            slow: 0,
+        }
+    }
+
     #[test]
     fn count_window_forgets_the_oldest_outcome() {
-        let window = CountWindow::new(3);
-        window.record(FAIL);
-        window.record(FAIL);
-        assert_eq!(
-            window.record(OK),
-            Tally {
-                calls: 3,
-                failures: 2,
-                slow: 0
-            }
-        );
-        assert_eq!(
-            window.record(OK),
-            Tally {
-                calls: 3,
-                failures: 1,
-                slow: 0
-            }
-        );
-        window.clear();
+        let window = CountWindow::new(3, 0);
+        window.record(0, FAIL);
+        window.record(0, FAIL);
+        assert_eq!(window.record(0, OK), Some(tally(3, 2)));
+        assert_eq!(window.record(0, OK), Some(tally(3, 1)));
+        window.begin_period(1);
         assert_eq!(window.tally(), Tally::default());
-        assert_eq!(
-            window.record(FAIL),
-            Tally {
-                calls: 1,
-                failures: 1,
-                slow: 0
-            }
-        );
+        assert_eq!(window.record(1, FAIL), Some(tally(1, 1)));
+        assert_eq!(window.record(1, OK), Some(tally(2, 1)));
+    }
+
+    #[test]
+    fn count_window_takes_nothing_from_an_ended_period() {
+        let window = CountWindow::new(2, 7);
+        window.record(7, FAIL);
+        window.begin_period(8);
+        assert_eq!(window.record(7, FAIL), None);
+        assert_eq!(window.tally(), Tally::default());
+        // The slot the old failure left is read as empty, not subtracted.
+        assert_eq!(window.record(8, OK), Some(tally(1, 0)));
+        assert_eq!(window.record(8, OK), Some(tally(2, 0)));
+        assert_eq!(window.record(8, FAIL), Some(tally(2, 1)));
+    }
+
+    #[test]
+    fn count_window_stays_full_when_its_position_wraps() {
+        let window = CountWindow::new(3, 0);
+        let near_the_end = window.wrap_at - 4;
+        window
+            .written
+            .store(pack(0, near_the_end), Ordering::Relaxed);
+        for _ in 0..3 {
+            window.record(0, FAIL);
+        }
+        for expected_failures in [2, 1, 0, 0] {
+            assert_eq!(window.record(0, OK), Some(tally(3, expected_failures)));
+        }
+        let (_, position) = unpack(window.written.load(Ordering::Relaxed));
+        assert!(position < near_the_end, "wrapped, to {position}");
     }
 
     #[test]
     fn time_window_drops_buckets_older_than_the_span() {
-        let window = TimeWindow::new(Duration::from_nanos(100));
-        window.record(FAIL, 5);
-        window.record(OK, 55);
-        assert_eq!(
-            window.tally(99),
-            Tally {
-                calls: 2,
-                failures: 1,
-                slow: 0
-            }
-        );
+        let window = TimeWindow::new(Duration::from_nanos(100), 0);
+        window.record(0, FAIL, 5);
+        window.record(0, OK, 55);
+        assert_eq!(window.tally(99), tally(2, 1));
         // At 100 the bucket of 0..10 has left the window; 50..60 remains.
-        assert_eq!(
-            window.tally(100),
-            Tally {
-                calls: 1,
-                failures: 0,
-                slow: 0
-            }
-        );
-        assert_eq!(
-            window.record(FAIL, 101),
-            Tally {
-                calls: 2,
-                failures: 1,
-                slow: 0
-            }
-        );
+        assert_eq!(window.tally(100), tally(1, 0));
+        assert_eq!(window.record(0, FAIL, 101), Some(tally(2, 1)));
         assert_eq!(window.tally(1_000), Tally::default());
+        window.begin_period(1);
+        assert_eq!(window.record(0, FAIL, 1_001), None);
+        assert_eq!(window.tally(1_001), Tally::default());
+    }
+
+    /// With one-nanosecond buckets, the last ten instants of time are ten
+    /// stamps, the last one saturated: they need ten distinct buckets.
+    #[test]
+    fn time_window_keeps_ten_buckets_at_the_end_of_time() {
+        let window = TimeWindow::new(Duration::from_nanos(5), 0);
+        window.record(0, OK, u64::MAX - 10);
+        assert_eq!(window.record(0, FAIL, u64::MAX), Some(tally(2, 1)));
+        assert_eq!(window.record(0, FAIL, u64::MAX), Some(tally(3, 2)));
     }
 }

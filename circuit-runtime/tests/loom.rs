@@ -249,3 +249,112 @@ fn a_stale_trial_failure_never_reopens() {
         assert_eq!(breaker.state(), State::Closed);
     });
 }
+
+/// A closed-period outcome racing a reset: the reset's new period starts
+/// with an empty window, whichever lands first. Before the window admitted
+/// writers per period, the failure could pass its period check, the reset
+/// clear the window, and the failure land in the new period's window.
+#[test]
+fn a_stale_outcome_never_enters_the_new_periods_window() {
+    model(|| {
+        let breaker = Arc::new(CircuitBreaker::new(
+            "loom",
+            Config::builder()
+                .failure_threshold(10)
+                .failure_rate_threshold(1.0)
+                .window_size(2)
+                .minimum_calls(2)
+                .build()
+                .unwrap(),
+        ));
+        let permit = breaker.try_acquire().unwrap();
+        let resetter = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || breaker.reset())
+        };
+        permit.record_failure();
+        resetter.join().unwrap();
+        let metrics = breaker.metrics();
+        assert_eq!(breaker.state(), State::Closed);
+        assert_eq!(
+            metrics.failure_rate, None,
+            "the new window is empty: {metrics:?}"
+        );
+        assert_eq!(metrics.consecutive_failures, 0);
+    });
+}
+
+/// The same with a time window, and an outcome of the new period racing in
+/// too: the new window holds exactly the new period's outcome.
+#[test]
+fn a_time_window_takes_only_its_own_periods_outcomes() {
+    model(|| {
+        let breaker = Arc::new(CircuitBreaker::new(
+            "loom",
+            Config::builder()
+                .failure_threshold(10)
+                .failure_rate_threshold(1.0)
+                .window_duration(Duration::from_secs(10))
+                .minimum_calls(3)
+                .clock(ManualClock::new())
+                .build()
+                .unwrap(),
+        ));
+        let stale = breaker.try_acquire().unwrap();
+        let resetter = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || {
+                breaker.reset();
+                breaker.record_success();
+            })
+        };
+        stale.record_failure();
+        resetter.join().unwrap();
+        assert_eq!(breaker.metrics().failure_rate, Some(0.0));
+    });
+}
+
+/// Every transition outlasts every timeout (a hook moves the clock past
+/// them), and two threads race through admission: each call returns, having
+/// moved the breaker from open to half-open at most once and timed out at
+/// most one half-open period. Before the admission loop was bounded, one
+/// call could flip the breaker between open and half-open without end.
+#[test]
+fn admission_returns_when_every_transition_outlasts_every_timeout() {
+    model(|| {
+        let clock = ManualClock::new();
+        let breaker = Arc::new(CircuitBreaker::new(
+            "loom",
+            Config::builder()
+                .failure_threshold(1)
+                .half_open_max_calls(1)
+                .success_threshold(2)
+                .recovery_timeout(Duration::from_nanos(1))
+                .max_recovery_timeout(Duration::from_nanos(1))
+                .half_open_timeout(Duration::from_nanos(1))
+                .clock(clock.clone())
+                .build()
+                .unwrap(),
+        ));
+        breaker.record_failure();
+        clock.advance(Duration::from_secs(1));
+        breaker.on_transition(move |_| clock.advance(Duration::from_secs(1)));
+        let attempt = {
+            let breaker = Arc::clone(&breaker);
+            move || {
+                if let Ok(permit) = breaker.try_acquire() {
+                    permit.record_ignored();
+                }
+            }
+        };
+        let other = thread::spawn(attempt.clone());
+        attempt();
+        other.join().unwrap();
+        let metrics = breaker.metrics();
+        assert!(metrics.times_half_opened <= 2, "{metrics:?}");
+        assert!(
+            metrics.times_opened <= 3,
+            "the trip and two timeouts: {metrics:?}"
+        );
+    });
+}
