@@ -125,7 +125,10 @@ impl CircuitOpenError {
 
     /// How long until the breaker lets a trial call through, when that is
     /// known: `Some` for an open breaker, `None` for one forced open or
-    /// half-open with every trial slot taken.
+    /// half-open with every trial slot taken. `Some(Duration::ZERO)` means
+    /// "now": the open time had already run out, but this call had spent
+    /// its one move to half-open (timeouts shorter than a transition), so
+    /// the next call makes the move.
     ///
     /// ```
     /// use std::time::Duration;
