@@ -1,5 +1,6 @@
-//! The state machine through the public API: every transition and the
-//! semantic rules 1-6 of the runtime's contract. Time only moves through a
+//! The state machine through the public API: every transition, and the
+//! rules of the state diagram in the README, one section per state or
+//! concern. Time only moves through a
 //! `ManualClock`; nothing here sleeps.
 
 use std::cell::Cell;
@@ -70,7 +71,7 @@ fn states_display_in_snake_case() {
     }
 }
 
-// --- Rule 1: Closed ------------------------------------------------------------
+// --- Closed --------------------------------------------------------------------
 
 #[test]
 fn closed_breaker_runs_every_call_and_returns_its_result() {
@@ -344,7 +345,7 @@ fn fast_calls_never_trip_the_slow_call_rule() {
     assert_eq!(breaker.metrics().slow_calls, 0);
 }
 
-// --- Rule 2: Open --------------------------------------------------------------
+// --- Open ----------------------------------------------------------------------
 
 #[test]
 fn open_rejects_without_running_the_call_and_says_when_to_retry() {
@@ -436,7 +437,7 @@ fn open_breaker_moves_on_a_call_not_on_a_timer() {
     assert_eq!(breaker.metrics().times_half_opened, 1);
 }
 
-// --- Rule 3: HalfOpen ----------------------------------------------------------
+// --- HalfOpen ------------------------------------------------------------------
 
 /// A breaker that is half-open as of the returned state (its recovery
 /// timeout has elapsed; the next call moves it).
@@ -607,7 +608,7 @@ fn a_hung_trials_late_failure_neither_reopens_nor_takes_a_new_trial_slot() {
     assert_eq!(breaker.state(), State::Closed);
 }
 
-// --- Rule 4: Backoff -----------------------------------------------------------
+// --- Backoff -------------------------------------------------------------------
 
 /// Moves an open breaker to half-open at the end of its open time (read from
 /// a rejection) and fails the trial. Returns the open time it waited.
@@ -791,7 +792,7 @@ fn jitter_spreads_the_backed_off_open_time_too() {
     }
 }
 
-// --- Rule 5: Generations -------------------------------------------------------
+// --- Generations ---------------------------------------------------------------
 
 #[test]
 fn a_late_failure_from_before_recovery_does_not_reopen_the_closed_breaker() {

@@ -11,7 +11,8 @@ use crate::error::ConfigError;
 /// single compare-and-swap.
 pub const MAX_TRIAL_CALLS: u32 = u16::MAX as u32;
 
-/// The largest `window_size`: each outcome in a count window costs one byte.
+/// The largest `window_size`: each outcome in a count window is one 8-byte
+/// atomic word, so the largest window takes 8 MB.
 pub const MAX_WINDOW_SIZE: u32 = 1_000_000;
 
 /// The validated settings of one breaker.

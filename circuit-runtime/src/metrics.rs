@@ -1,5 +1,6 @@
-//! What a breaker has seen: monotonic call counters for Prometheus-style
-//! export, plus the state machine's current view.
+//! What a breaker has seen: monotonic call counters (they never go down, so
+//! a metrics system can treat them as counters), plus the state machine's
+//! current view.
 
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, OnceLock};
