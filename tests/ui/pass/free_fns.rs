@@ -133,14 +133,17 @@ where
     Ok((first, format!("{label}: {N}")))
 }
 
-/// `unsafe fn` stays unsafe, and its body stays an unsafe context.
+/// `unsafe fn` stays unsafe, and its body stays an unsafe context: the
+/// dereference below needs no `unsafe` block (the 2021 edition allows
+/// unsafe operations in an `unsafe fn` body), so it would not compile had
+/// the expansion moved the body out of the function's unsafety.
 ///
 /// # Safety
 ///
 /// `pointer` must be valid for reads.
 #[circuit_breaker(name = "pass.free.unsafe")]
 unsafe fn read_raw(pointer: *const u32) -> Result<u32, ApiError> {
-    Ok(unsafe { *pointer })
+    Ok(*pointer)
 }
 
 #[allow(clippy::unnecessary_wraps)]
@@ -166,8 +169,26 @@ fn cached_text(text: String, scale: &mut u32) -> Result<u32, ApiError> {
     Ok(u32::try_from(text.len()).unwrap_or(0) * *scale)
 }
 
+/// Every count option at the largest value it accepts.
+#[circuit_breaker(
+    name = "pass.free.limits",
+    failure_threshold = 4_294_967_295,
+    success_threshold = 65535,
+    half_open_max_calls = 65535,
+    window_size = 1_000_000,
+    minimum_calls = 1_000_000,
+    failure_rate_threshold = 1.0
+)]
+fn at_the_limits() -> Result<(), ApiError> {
+    Ok(())
+}
+
 pub fn main() {
     defaults().unwrap();
+    at_the_limits().unwrap();
+    let limits = circuit_runtime::registry().get("pass.free.limits").unwrap();
+    assert_eq!(limits.config().success_threshold(), 65535);
+    assert_eq!(limits.config().window_size(), Some(1_000_000));
     assert_eq!(parse("21").unwrap(), 42);
     assert!(read("missing").is_err());
     assert_eq!(every_key(1).unwrap(), 2);
