@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use crate::clock::{saturating_nanos, Timeline};
 use crate::config::Config;
 use crate::error::{CallError, CircuitOpenError};
+use crate::events::{HookList, Transition, TransitionCause};
 use crate::metrics::{CallCounters, Counter, Metrics};
 use crate::permit::{Admission, Permit, Verdict};
 use crate::sync::{lock, lock_std, AtomicU64, Mutex, Ordering};
-use crate::transition::{HookList, Transition, TransitionCause};
 use crate::window::{Outcome, Tally, Window};
 
 /// Where a breaker stands.

@@ -10,9 +10,9 @@ use std::iter;
 use std::ptr;
 use std::sync::{Arc, OnceLock};
 
-use crate::{registry, CallError, CircuitBreaker, Permit};
+use crate::{registry, CallError, CircuitBreaker, CircuitOpenError, ConfigBuilder, Permit};
 
-pub use crate::{CircuitOpenError, Config, ConfigBuilder};
+pub use crate::Config;
 pub use std::time::Duration;
 
 /// One call site's breaker, resolved through the registry on the first

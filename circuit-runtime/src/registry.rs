@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 
 use crate::breaker::CircuitBreaker;
 use crate::config::Config;
+use crate::events::{HookList, Transition, TransitionCause};
 use crate::metrics::Metrics;
 use crate::sync::{lock_std, read, write};
-use crate::transition::{HookList, Transition, TransitionCause};
 use crate::State;
 use std::sync::{Arc, Mutex, RwLock};
 

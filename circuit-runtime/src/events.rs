@@ -1,4 +1,5 @@
-//! State changes as hooks see them, and the lists of hooks themselves.
+//! What a breaker tells the world: its state changes, as hooks see them,
+//! and the lists of hooks that receive them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
