@@ -30,6 +30,7 @@ use crate::error::{CallError, CircuitOpenError};
 use crate::events::{HookList, Transition, TransitionCause};
 use crate::metrics::{CallCounters, Counter, Metrics};
 use crate::permit::{Admission, Permit, Verdict};
+use crate::policy::{Backoff, Jitter};
 use crate::sync::{lock, lock_std, AtomicU64, Mutex, Ordering};
 use crate::window::{Outcome, Tally, Window};
 
@@ -227,26 +228,13 @@ pub struct CircuitBreaker {
     shared_hooks: Option<Arc<HookList>>,
 }
 
-/// What only transitions touch, guarded by the transition mutex.
+/// What only transitions touch, guarded by the transition mutex: how long
+/// the next open period lasts.
 #[derive(Debug)]
 struct Recovery {
-    /// The open time before jitter: `recovery_timeout`, grown by backoff.
-    open_for: Duration,
-    /// State of the jitter generator (splitmix64).
-    seed: u64,
-}
-
-impl Recovery {
-    fn jitter_factor(&mut self, jitter: f64) -> f64 {
-        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        #[allow(clippy::cast_precision_loss)] // 53 random bits make a uniform f64
-        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
-        1.0 + jitter * (2.0 * unit - 1.0)
-    }
+    /// `recovery_timeout`, grown by `recovery_backoff` at each reopen.
+    open_for: Backoff,
+    jitter: Jitter,
 }
 
 impl CircuitBreaker {
@@ -292,8 +280,12 @@ impl CircuitBreaker {
             times_half_opened: AtomicU64::new(0),
             times_closed: AtomicU64::new(0),
             recovery: Mutex::new(Recovery {
-                open_for: config.recovery_timeout(),
-                seed,
+                open_for: Backoff::new(
+                    config.recovery_timeout(),
+                    config.recovery_backoff(),
+                    config.max_recovery_timeout(),
+                ),
+                jitter: Jitter::new(config.jitter(), seed),
             }),
             config,
             hooks: HookList::default(),
@@ -752,15 +744,10 @@ impl CircuitBreaker {
         match to {
             State::Open => {
                 if from == State::HalfOpen {
-                    recovery.open_for =
-                        saturating_mul(recovery.open_for, self.config.recovery_backoff())
-                            .min(self.config.max_recovery_timeout());
+                    recovery.open_for.grow();
                 }
-                let mut open_for = recovery.open_for;
-                if self.config.jitter() > 0.0 {
-                    open_for =
-                        saturating_mul(open_for, recovery.jitter_factor(self.config.jitter()));
-                }
+                let base = recovery.open_for.current();
+                let open_for = recovery.jitter.spread(base);
                 self.open_until.store(
                     now.saturating_add(saturating_nanos(open_for)),
                     Ordering::Release,
@@ -768,7 +755,7 @@ impl CircuitBreaker {
                 self.times_opened.fetch_add(1, Ordering::Relaxed);
             }
             State::Closed => {
-                recovery.open_for = self.config.recovery_timeout();
+                recovery.open_for.reset();
                 if let Some(window) = &self.window {
                     window.begin_period(tag);
                 }
@@ -1159,15 +1146,6 @@ impl fmt::Debug for CircuitBreaker {
 fn seed_from(name: &str) -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(name)
-}
-
-/// `duration * factor`, saturating at `Duration::MAX`. Not `mul_f64`: it
-/// panics when the product overflows, which valid configurations reach (a
-/// `recovery_backoff` of 1e20, or jitter above 1.0 on a `recovery_timeout`
-/// near `Duration::MAX`), and the panic escaped from the caller's call in
-/// the middle of a transition, leaving the breaker half-open.
-fn saturating_mul(duration: Duration, factor: f64) -> Duration {
-    Duration::try_from_secs_f64(duration.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
 
 /// The `'static` copy of a breaker name, made once per distinct name for

@@ -57,6 +57,7 @@ mod error;
 mod events;
 mod metrics;
 mod permit;
+mod policy;
 mod registry;
 mod sync;
 mod window;
