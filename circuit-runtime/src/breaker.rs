@@ -176,8 +176,11 @@ fn unpack_trials(word: u64) -> (u32, u32, u32) {
 /// is rejected. Without other threads a call needs at most three looks (a
 /// half-open period timing out, the open period after it elapsing at once,
 /// the trial); each further look means another thread changed the state
-/// meanwhile. The bound makes admission wait-free whatever the timeouts,
-/// hooks or scheduling: a call never loops on transitions.
+/// meanwhile. With the one-move-each rule, this bounds the looks a call
+/// takes and the transitions it makes, whatever the timeouts, hooks or
+/// scheduling: a call never loops on transitions. (Not wait-free: a
+/// transition takes the breaker's mutex, and a trial claim retries its
+/// compare-and-swap while other claims win.)
 const MAX_LOOKS: u32 = 4;
 
 /// A named circuit breaker.
@@ -445,8 +448,7 @@ impl CircuitBreaker {
     /// made for a call that will run, so one that loses the race cannot
     /// record anything when it goes away.
     fn claim_trial(&self, word: u64) -> Result<Option<Permit<'_>>, CircuitOpenError> {
-        let generation = generation_of(word);
-        let tag = tag_of(generation);
+        let tag = tag_of(generation_of(word));
         let max_in_flight = self.config.half_open_max_calls();
         let mut trials = self.trials.load(Ordering::Acquire);
         loop {
@@ -473,7 +475,8 @@ impl CircuitBreaker {
         } else {
             // The period ended between reading the state and claiming the
             // slot: a call admitted now would run while the breaker is open.
-            self.release_trial(generation);
+            // The slot needs no giving back: the transition that ended the
+            // period rewrote the trial word for the next one.
             Ok(None)
         }
     }
@@ -547,19 +550,11 @@ impl CircuitBreaker {
     #[inline]
     fn on_closed_success(&self, admission: &Admission, slow: bool) {
         let failures = self.closed_failures.load(Ordering::Relaxed);
-        let (tag, count) = unpack_failures(failures);
+        let (_, count) = unpack_failures(failures);
         // Reading first keeps the common case (no failures) free of writes
         // to a shared cache line.
-        if count != 0
-            && tag == tag_of(admission.generation)
-            && self.is_current(admission.generation)
-        {
-            let _ = self.closed_failures.compare_exchange(
-                failures,
-                pack_failures(tag, 0),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+        if count != 0 {
+            self.clear_closed_failures(admission.generation, failures);
         }
         if self.window.is_some() {
             self.record_in_window(
@@ -592,9 +587,10 @@ impl CircuitBreaker {
                 self.record_in_window(admission, Outcome { failed: true, slow });
             }
             State::HalfOpen => {
-                if admission.trial {
-                    self.release_trial(admission.generation);
-                }
+                // No slot given back first: the period ends here, and a slot
+                // freed before the reopen would admit another trial into a
+                // period whose trial just failed. The transition rewrites
+                // the trial word for the next period anyway.
                 self.transition(
                     Some(pack_state(admission.generation, State::HalfOpen)),
                     State::Open,
@@ -602,6 +598,33 @@ impl CircuitBreaker {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// Ends the run of consecutive failures of closed period `generation`.
+    /// Retried until it holds: a failure counted between the load and the
+    /// swap must not survive the success (whichever order the two are taken
+    /// in, the run is at most one long afterwards).
+    #[cold]
+    fn clear_closed_failures(&self, generation: u64, mut word: u64) {
+        let tag = tag_of(generation);
+        if !self.is_current(generation) {
+            return;
+        }
+        loop {
+            let (word_tag, count) = unpack_failures(word);
+            if word_tag != tag || count == 0 {
+                return;
+            }
+            match self.closed_failures.compare_exchange_weak(
+                word,
+                pack_failures(tag, 0),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => word = actual,
+            }
         }
     }
 
@@ -778,10 +801,13 @@ impl CircuitBreaker {
         true
     }
 
+    /// Swaps, not stores, for the reason the count window gives in its
+    /// `begin_period`: ordered after every compare-and-swap before them in
+    /// loom's model too.
     fn reset_period_counters(&self, tag: u32) {
         self.closed_failures
-            .store(pack_failures(tag, 0), Ordering::Release);
-        self.trials.store(pack_trials(tag, 0, 0), Ordering::Release);
+            .swap(pack_failures(tag, 0), Ordering::AcqRel);
+        self.trials.swap(pack_trials(tag, 0, 0), Ordering::AcqRel);
     }
 
     fn emit(&self, from: State, to: State, cause: TransitionCause, now: u64) {

@@ -156,8 +156,10 @@ impl PeriodGate {
 
     /// Lets only writers tagged `tag` in from now on, then waits for the
     /// writers already inside to leave. They run no user code and take no
-    /// lock inside, only a few atomic operations, so the wait is short; it
-    /// happens only on a transition into `Closed`, never on a call.
+    /// lock inside, only a few atomic operations, so the wait is short. It
+    /// happens only on a transition into `Closed`: a reset, or the trial
+    /// success that closes the breaker, whose caller waits here under the
+    /// breaker's mutex.
     fn close_behind(&self, tag: u32) {
         let _ = self
             .word
@@ -237,7 +239,7 @@ impl CountWindow {
     fn record(&self, tag: u32, outcome: Outcome) -> Option<Tally> {
         let position = self.claim_position(tag)?;
         let new = pack(tag, encode(outcome));
-        let slot = &self.slots[self.modulo.reduce(u64::from(position))];
+        let slot = &self.slots[self.modulo.reduce(position)];
         // Most calls replace a success with a success: nothing to write or
         // adjust, and no locked instruction on the hot path.
         let mut old = slot.load(Ordering::Acquire);
@@ -361,13 +363,11 @@ impl FastModulo {
         }
     }
 
-    /// The low 32 bits of `position` modulo the divisor. Dropping the high
-    /// bits only matters once every 2^32 calls, when the ring skips ahead
-    /// once: harmless for a statistical window.
+    /// `position` modulo the divisor.
     #[inline]
-    #[allow(clippy::cast_possible_truncation)] // both truncations are the algorithm
-    fn reduce(&self, position: u64) -> usize {
-        let lowbits = self.multiplier.wrapping_mul(u64::from(position as u32));
+    #[allow(clippy::cast_possible_truncation)] // the truncation is the algorithm
+    fn reduce(&self, position: u32) -> usize {
+        let lowbits = self.multiplier.wrapping_mul(u64::from(position));
         ((u128::from(lowbits) * u128::from(self.divisor)) >> 64) as usize
     }
 }
@@ -434,8 +434,11 @@ impl TimeWindow {
                 .is_ok()
         {
             // This writer recycles the bucket. A concurrent writer that saw
-            // the new stamp first may lose its count here: the window is a
-            // statistic, and an exact one would need a lock per bucket.
+            // the new stamp first may have some of its counts zeroed here
+            // and not others (a failure counted without its call, say);
+            // the tally clamps failures and slow calls to the calls, and
+            // the window is a statistic: an exact one would need a lock per
+            // bucket.
             bucket.calls.store(0, Ordering::Relaxed);
             bucket.failures.store(0, Ordering::Relaxed);
             bucket.slow.store(0, Ordering::Relaxed);
@@ -495,12 +498,11 @@ mod tests {
     };
 
     #[test]
-    #[allow(clippy::cast_possible_truncation)] // the reduction works on the low 32 bits
     fn fast_modulo_matches_the_remainder() {
         for divisor in [1, 2, 3, 7, 10, 100, 1_000_000] {
             let modulo = FastModulo::new(divisor);
-            for position in (0..5_000).chain([u64::from(u32::MAX) - 3, u64::from(u32::MAX)]) {
-                let expected = (position as u32 % divisor) as usize;
+            for position in (0..5_000).chain([u32::MAX - 3, u32::MAX]) {
+                let expected = (position % divisor) as usize;
                 assert_eq!(modulo.reduce(position), expected, "{position} % {divisor}");
             }
         }

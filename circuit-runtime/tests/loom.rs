@@ -358,3 +358,52 @@ fn admission_returns_when_every_transition_outlasts_every_timeout() {
         );
     });
 }
+
+/// The only trial fails while another call asks for a slot: the period ends
+/// with that failure, so the other call is rejected whichever lands first.
+/// (The failing trial used to give its slot back before reopening, and a
+/// second trial could run against a dependency that had just failed.)
+#[test]
+fn no_trial_is_admitted_after_the_only_trial_failed() {
+    model(|| {
+        let (breaker, _clock) = recovering(1, 1);
+        let trial = breaker.try_acquire().unwrap();
+        assert_eq!(breaker.state(), State::HalfOpen);
+        let other = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || {
+                breaker
+                    .try_acquire()
+                    .map(|permit| permit.admitted_in())
+                    .ok()
+            })
+        };
+        trial.record_failure();
+        assert_eq!(other.join().unwrap(), None, "a second trial was admitted");
+    });
+}
+
+/// A success and a failure land together on a run of one failure: taken in
+/// either order the run is then at most one long, so one more failure does
+/// not trip a threshold of three. (The success's reset was one
+/// compare-and-swap, dropped when the failure's count landed in between.)
+#[test]
+fn a_success_racing_a_failure_is_not_lost() {
+    model(|| {
+        let breaker = Arc::new(CircuitBreaker::new(
+            "loom",
+            Config::builder().failure_threshold(3).build().unwrap(),
+        ));
+        breaker.record_failure();
+        let other = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || breaker.record_failure())
+        };
+        breaker.record_success();
+        other.join().unwrap();
+        let run = breaker.metrics().consecutive_failures;
+        assert!(run <= 1, "{run} failures in a row after F || S from 1");
+        breaker.record_failure();
+        assert_eq!(breaker.state(), State::Closed);
+    });
+}
