@@ -56,19 +56,18 @@ mod config;
 mod error;
 mod events;
 mod metrics;
-mod permit;
 mod policy;
 mod registry;
 mod sync;
 mod window;
 
+pub use breaker::permit::Permit;
 pub use breaker::{CircuitBreaker, State};
 pub use clock::ManualClock;
 pub use config::{Config, ConfigBuilder, MAX_TRIAL_CALLS, MAX_WINDOW_SIZE};
 pub use error::{CallError, CircuitOpenError, ConfigError};
 pub use events::{Transition, TransitionCause};
 pub use metrics::Metrics;
-pub use permit::Permit;
 pub use registry::{registry, Conflict, Registry, Snapshot};
 
 /// Puts a function behind a named breaker of the global [`registry()`].

@@ -7,8 +7,7 @@ use std::mem::ManuallyDrop;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
-use crate::breaker::CircuitBreaker;
-use crate::State;
+use super::{CircuitBreaker, State};
 
 /// Permission to make one call, from [`CircuitBreaker::try_acquire`].
 ///
@@ -88,7 +87,7 @@ impl<'a> Permit<'a> {
     /// ```
     #[inline]
     pub fn record_success(self) {
-        self.settle(Verdict::Success);
+        self.give_verdict(Verdict::Success);
     }
 
     /// The call failed.
@@ -100,7 +99,7 @@ impl<'a> Permit<'a> {
     /// # Ok::<(), circuit_runtime::CircuitOpenError>(())
     /// ```
     pub fn record_failure(self) {
-        self.settle(Verdict::Failure);
+        self.give_verdict(Verdict::Failure);
     }
 
     /// The call ended in an error that says nothing about the dependency's
@@ -114,7 +113,7 @@ impl<'a> Permit<'a> {
     /// # Ok::<(), circuit_runtime::CircuitOpenError>(())
     /// ```
     pub fn record_ignored(self) {
-        self.settle(Verdict::Ignored);
+        self.give_verdict(Verdict::Ignored);
     }
 
     /// The state the call was admitted in: `Closed`, `HalfOpen` (a trial)
@@ -195,16 +194,16 @@ impl<'a> Permit<'a> {
     }
 
     #[inline]
-    fn settle(self, verdict: Verdict) {
-        // The verdict replaces the drop: skip `Drop`, which would settle again.
+    fn give_verdict(self, verdict: Verdict) {
+        // The verdict replaces the drop: skip `Drop`, which would record again.
         let this = ManuallyDrop::new(self);
-        this.breaker.settle(this.admission, verdict);
+        this.breaker.record_outcome(this.admission, verdict);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.breaker.settle(self.admission, self.dropped_as);
+        self.breaker.record_outcome(self.admission, self.dropped_as);
     }
 }
 

@@ -1,0 +1,193 @@
+//! Admission: whether a call may run now, and as what (a closed call or a
+//! half-open trial). The only place the open and half-open timeouts are
+//! judged.
+
+use std::time::Duration;
+
+use super::permit::{Admission, Permit};
+use super::words::{generation_of, pack_trials, state_of, tag_of, unpack_trials};
+use super::{CircuitBreaker, State};
+use crate::error::CircuitOpenError;
+use crate::events::TransitionCause;
+use crate::metrics::Counter;
+use crate::sync::Ordering;
+
+/// How many times one call looks at the state word before it gives up and
+/// is rejected. Without other threads a call needs at most three looks (a
+/// half-open period timing out, the open period after it elapsing at once,
+/// the trial); each further look means another thread changed the state
+/// meanwhile. With the one-move-each rule, this bounds the looks a call
+/// takes and the transitions it makes, whatever the timeouts, hooks or
+/// scheduling: a call never loops on transitions. (Not wait-free: a
+/// transition takes the breaker's mutex, and a trial claim retries its
+/// compare-and-swap while other claims win.)
+const MAX_LOOKS: u32 = 4;
+
+impl CircuitBreaker {
+    /// Asks to make one call. On success, run the call and hand the permit
+    /// its verdict; dropping the permit instead releases its trial slot and
+    /// records nothing, as a cancelled call (see [`Permit`]).
+    ///
+    /// # Errors
+    ///
+    /// [`CircuitOpenError`] when the breaker is open, forced open, or
+    /// half-open with every trial slot taken.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config};
+    ///
+    /// let breaker = CircuitBreaker::new("broker", Config::default());
+    /// let permit = breaker.try_acquire()?;
+    /// match publish() {
+    ///     Ok(()) => permit.record_success(),
+    ///     Err(_) => permit.record_failure(),
+    /// }
+    /// # fn publish() -> Result<(), ()> { Ok(()) }
+    /// # Ok::<(), circuit_runtime::CircuitOpenError>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, CircuitOpenError> {
+        let word = self.state.load(Ordering::Acquire);
+        match state_of(word) {
+            State::Closed | State::Disabled => Ok(self.admit(word, false)),
+            _ => self.try_acquire_slow(word),
+        }
+    }
+
+    #[inline]
+    pub(super) fn admit(&self, word: u64, trial: bool) -> Permit<'_> {
+        let started_at = if self.config.slow_call_duration().is_some() {
+            self.timeline.now_nanos()
+        } else {
+            0
+        };
+        Permit::new(
+            self,
+            Admission {
+                generation: generation_of(word),
+                state: state_of(word),
+                trial,
+                started_at,
+            },
+        )
+    }
+
+    #[cold]
+    pub(super) fn try_acquire_slow(&self, mut word: u64) -> Result<Permit<'_>, CircuitOpenError> {
+        // This call's own transitions: at most one of each, so that a
+        // timeout shorter than a transition (a slow hook, a preempted
+        // thread, nanosecond timeouts) cannot make one call flip the
+        // breaker between open and half-open without end.
+        let mut recovered = false;
+        let mut timed_out = false;
+        for _ in 1..MAX_LOOKS {
+            match state_of(word) {
+                State::Closed | State::Disabled => return Ok(self.admit(word, false)),
+                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
+                State::Open => match self.time_left_open() {
+                    Some(retry_after) => return Err(self.reject(State::Open, Some(retry_after))),
+                    None if recovered => {
+                        // Reopened and elapsed again since this call moved
+                        // it to half-open: leave the next move to the next
+                        // call.
+                        return Err(self.reject(State::Open, Some(Duration::ZERO)));
+                    }
+                    None => {
+                        recovered = true;
+                        self.transition(
+                            Some(word),
+                            State::HalfOpen,
+                            TransitionCause::RecoveryTimeoutElapsed,
+                        );
+                    }
+                },
+                State::HalfOpen => {
+                    // A period this call opened is not judged by it: its
+                    // clock started after this call read the time.
+                    if !recovered && !timed_out && self.half_open_expired() {
+                        timed_out = true;
+                        self.transition(Some(word), State::Open, TransitionCause::HalfOpenTimeout);
+                    } else if let Some(permit) = self.claim_trial(word)? {
+                        return Ok(permit);
+                    }
+                }
+            }
+            word = self.state.load(Ordering::Acquire);
+        }
+        // Lost every race so far: answer from the state as it is now.
+        match state_of(word) {
+            State::Closed | State::Disabled => Ok(self.admit(word, false)),
+            State::Open => {
+                let retry_after = self.time_left_open().unwrap_or_default();
+                Err(self.reject(State::Open, Some(retry_after)))
+            }
+            state => Err(self.reject(state, None)),
+        }
+    }
+
+    /// Whether the current half-open period has run for `half_open_timeout`
+    /// without a verdict.
+    fn half_open_expired(&self) -> bool {
+        let now = self.timeline.now_nanos();
+        let entered_at = self.entered_at.load(Ordering::Acquire);
+        Duration::from_nanos(now.saturating_sub(entered_at)) >= self.config.half_open_timeout()
+    }
+
+    /// Takes a trial slot of the half-open period `word`. `Ok(None)` means
+    /// the period ended meanwhile and the caller should look again.
+    ///
+    /// No permit exists until the slot is confirmed: a permit is only ever
+    /// made for a call that will run, so one that loses the race cannot
+    /// record anything when it goes away.
+    fn claim_trial(&self, word: u64) -> Result<Option<Permit<'_>>, CircuitOpenError> {
+        let tag = tag_of(generation_of(word));
+        let max_in_flight = self.config.half_open_max_calls();
+        let mut trials = self.trials.load(Ordering::Acquire);
+        loop {
+            let (trials_tag, successes, in_flight) = unpack_trials(trials);
+            if trials_tag != tag {
+                return Ok(None);
+            }
+            if in_flight >= max_in_flight {
+                return Err(self.reject(State::HalfOpen, None));
+            }
+            let claimed = pack_trials(tag, successes, in_flight + 1);
+            match self.trials.compare_exchange_weak(
+                trials,
+                claimed,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => trials = actual,
+            }
+        }
+        if self.state.load(Ordering::Acquire) == word {
+            Ok(Some(self.admit(word, true)))
+        } else {
+            // The period ended between reading the state and claiming the
+            // slot: a call admitted now would run while the breaker is open.
+            // The slot needs no giving back: the transition that ended the
+            // period rewrote the trial word for the next one.
+            Ok(None)
+        }
+    }
+
+    /// How long an open breaker stays open, or `None` once its recovery
+    /// timeout has elapsed.
+    #[inline]
+    pub(super) fn time_left_open(&self) -> Option<Duration> {
+        // The end first, then the time: read the other way round, an open
+        // period that began in between would be measured from before it
+        // began, and `retry_after` could exceed the open time.
+        let until = self.open_until.load(Ordering::Acquire);
+        let now = self.timeline.now_nanos();
+        (now < until).then(|| Duration::from_nanos(until - now))
+    }
+
+    #[inline]
+    pub(super) fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpenError {
+        self.counters.add(Counter::Rejected);
+        CircuitOpenError::new(self.name, state, retry_after)
+    }
+}

@@ -1,0 +1,164 @@
+//! The one-step calls: acquire, run the caller's closure or future, record
+//! its outcome.
+
+use std::future::Future;
+
+use super::permit::Permit;
+use super::words::state_of;
+use super::{CircuitBreaker, State};
+use crate::error::CallError;
+use crate::sync::Ordering;
+
+impl CircuitBreaker {
+    /// Runs `f` through the breaker; every `Err` counts as a failure.
+    ///
+    /// A panic inside `f` (or inside the classifier of
+    /// [`call_with`](Self::call_with)) counts as a failure and keeps
+    /// unwinding.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Rejected`] without running `f` when the breaker rejects
+    /// the call, [`CallError::Failed`] with `f`'s error when it ran and failed.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config};
+    /// let breaker = CircuitBreaker::new("pricing", Config::default());
+    /// let price = breaker.call(|| Ok::<_, std::io::Error>(42))?;
+    /// assert_eq!(price, 42);
+    /// # Ok::<(), circuit_runtime::CallError<std::io::Error>>(())
+    /// ```
+    #[inline]
+    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
+        self.call_with(|_| true, f)
+    }
+
+    /// Like [`call`](Self::call), but only errors for which `is_failure`
+    /// returns `true` count as failures; the others are ignored (neither
+    /// failure nor success), e.g. a "not found" that says nothing about the
+    /// dependency's health.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call).
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config};
+    /// let breaker = CircuitBreaker::new("users", Config::builder().failure_threshold(1).build()?);
+    /// let not_found = |status: &u16| *status >= 500;
+    /// let _ = breaker.call_with(not_found, || Err::<(), u16>(404));
+    /// assert_eq!(breaker.metrics().ignored_calls, 1);
+    /// assert_eq!(breaker.state(), circuit_runtime::State::Closed);
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn call_with<T, E>(
+        &self,
+        is_failure: impl Fn(&E) -> bool,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        // Not `try_acquire()?`: merged with the slow path's result, which
+        // comes back through memory, the permit was copied through the stack
+        // in pieces whose reloads stall store forwarding, which tripled the
+        // closed path's overhead. Apart, the permit stays in registers.
+        let word = self.state.load(Ordering::Acquire);
+        if let State::Closed | State::Disabled = state_of(word) {
+            return Self::run(self.admit(word, false), is_failure, f);
+        }
+        self.call_with_slow(word, is_failure, f)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn call_with_slow<T, E>(
+        &self,
+        word: u64,
+        is_failure: impl Fn(&E) -> bool,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        // The common rejection, built straight into the caller's return
+        // slot: through `try_acquire_slow`'s result the error was copied
+        // twice more, each copy a store-forwarding stall.
+        if state_of(word) == State::Open {
+            if let Some(retry_after) = self.time_left_open() {
+                let rejection = self.reject(State::Open, Some(retry_after));
+                return Err(CallError::Rejected(rejection));
+            }
+        }
+        let permit = self.try_acquire_slow(word).map_err(CallError::Rejected)?;
+        Self::run(permit, is_failure, f)
+    }
+
+    #[inline]
+    fn run<T, E>(
+        permit: Permit<'_>,
+        is_failure: impl Fn(&E) -> bool,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        permit
+            .run(f, |result| result.as_ref().err(), is_failure)
+            .map_err(CallError::Failed)
+    }
+
+    /// Runs the future `fut` through the breaker; every `Err` counts as a
+    /// failure. Works on any executor: the breaker never spawns or sleeps.
+    ///
+    /// A panic while polling `fut` counts as a failure and keeps unwinding,
+    /// whether the panic escapes or the executor catches it. Dropping the
+    /// returned future before it finishes cancels the call: it gives back
+    /// its trial slot and counts as nothing, even when the drop is part of
+    /// another panic's unwinding (a sibling in `join!`, a bug elsewhere in
+    /// the task), which says nothing about this dependency.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call).
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config};
+    /// # futures::executor::block_on(async {
+    /// let breaker = CircuitBreaker::new("quotes", Config::default());
+    /// let quote = breaker.call_async(async { Ok::<_, std::io::Error>(7) }).await?;
+    /// assert_eq!(quote, 7);
+    /// # Ok::<(), circuit_runtime::CallError<std::io::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn call_async<T, E, F>(&self, fut: F) -> Result<T, CallError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        self.call_async_with(|_: &E| true, fut).await
+    }
+
+    /// The async twin of [`call_with`](Self::call_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call).
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config};
+    /// # futures::executor::block_on(async {
+    /// let breaker = CircuitBreaker::new("users", Config::default());
+    /// let result = breaker
+    ///     .call_async_with(|status: &u16| *status >= 500, async { Err::<(), u16>(404) })
+    ///     .await;
+    /// assert!(result.is_err());
+    /// assert_eq!(breaker.metrics().ignored_calls, 1);
+    /// # });
+    /// ```
+    pub async fn call_async_with<T, E, F>(
+        &self,
+        is_failure: impl Fn(&E) -> bool,
+        fut: F,
+    ) -> Result<T, CallError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        permit
+            .run_async(fut, |result| result.as_ref().err(), is_failure)
+            .await
+            .map_err(CallError::Failed)
+    }
+}

@@ -1,0 +1,354 @@
+//! The state machine: one breaker, its states, and how calls and outcomes
+//! move it between them.
+//!
+//! Everything a call touches is an atomic word:
+//! - `state`: the state and a generation that every transition increments.
+//!   A permit remembers the generation it was admitted in, and its outcome
+//!   only counts while that generation is current (a late failure from
+//!   before a recovery must not reopen the freshly closed breaker).
+//! - `closed_failures` and `trials`: the counters of the current period,
+//!   tagged with the low 32 bits of its generation. Every transition
+//!   rewrites them for the new period before it publishes the new state, so
+//!   a counter is never older than the state a caller just read; the tag
+//!   makes a compare-and-swap from a period that ended meanwhile fail.
+//! - the window (when a rate rule needs one) admits only writers of the
+//!   closed period it belongs to, see [`Window`].
+//!
+//! Transitions are rare and take `recovery`, a mutex that also holds the
+//! backoff state: under it the transition re-checks that the state word is
+//! still the one it judged, writes the new period's data, and only then
+//! publishes the new state word. Hooks run after the mutex is released.
+//!
+//! The modules follow a call through the diagram: [`state`] names where a
+//! breaker stands and [`words`] how that is packed into atomics; [`admit`]
+//! decides whether a call may run, and hands it a [`permit`]; the permit's
+//! verdict is applied by [`record`], which may ask [`transition`] to move
+//! the breaker; [`call`] strings these together for `call` and
+//! `call_async`. This file holds the breaker itself and its manual
+//! controls.
+
+mod admit;
+mod call;
+mod names;
+pub(crate) mod permit;
+mod record;
+mod state;
+#[cfg(test)]
+mod tests;
+mod transition;
+mod words;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::clock::Timeline;
+use crate::config::Config;
+use crate::events::{HookList, Transition, TransitionCause};
+use crate::metrics::{CallCounters, Counter, Metrics};
+use crate::policy::{Backoff, Jitter};
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::window::{Tally, Window};
+
+use names::intern;
+pub use state::State;
+use words::{generation_of, pack_state, state_of, tag_of, unpack_failures};
+
+/// A named circuit breaker.
+///
+/// Use it directly, share it in an `Arc`, or get it from the global
+/// [`registry`](crate::registry), which is what `#[circuit_breaker]` does.
+///
+/// ```
+/// use circuit_runtime::{CallError, CircuitBreaker, Config, State};
+///
+/// let breaker = CircuitBreaker::new("db", Config::builder().failure_threshold(2).build()?);
+/// for _ in 0..2 {
+///     let _ = breaker.call(|| Err::<(), _>("connection refused"));
+/// }
+/// assert_eq!(breaker.state(), State::Open);
+///
+/// let mut ran = false;
+/// let result = breaker.call(|| { ran = true; Ok::<_, &str>(()) });
+/// assert!(matches!(result, Err(CallError::Rejected(_))));
+/// assert!(!ran, "an open breaker does not run the call");
+/// # Ok::<(), circuit_runtime::ConfigError>(())
+/// ```
+pub struct CircuitBreaker {
+    /// Interned: see [`intern`].
+    name: &'static str,
+    config: Config,
+    timeline: Timeline,
+    state: AtomicU64,
+    /// Consecutive failures of the current closed period: `tag << 32 | count`.
+    closed_failures: AtomicU64,
+    /// Trial calls of the current half-open period, see [`words::pack_trials`].
+    trials: AtomicU64,
+    /// When the current open period ends, in timeline nanoseconds.
+    open_until: AtomicU64,
+    /// When the current state was entered; 0 before the first transition.
+    entered_at: AtomicU64,
+    /// When the last failure was recorded; 0 for never.
+    last_failure_at: AtomicU64,
+    /// Kept only when a rate rule needs it.
+    window: Option<Window>,
+    counters: CallCounters,
+    times_opened: AtomicU64,
+    times_half_opened: AtomicU64,
+    times_closed: AtomicU64,
+    recovery: Mutex<Recovery>,
+    hooks: HookList,
+    /// The registry's hooks, for breakers the registry created.
+    shared_hooks: Option<Arc<HookList>>,
+}
+
+/// What only transitions touch, guarded by the transition mutex: how long
+/// the next open period lasts.
+#[derive(Debug)]
+struct Recovery {
+    /// `recovery_timeout`, grown by `recovery_backoff` at each reopen.
+    open_for: Backoff,
+    jitter: Jitter,
+}
+
+impl CircuitBreaker {
+    /// Creates a closed breaker. Most code gets breakers from the
+    /// [`registry`](crate::registry) instead, so health checks can see them.
+    ///
+    /// The name is kept for the life of the program, once per distinct
+    /// name, so that rejections can carry it without reference counting:
+    /// name breakers after dependencies, not after requests.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config, State};
+    /// let breaker = CircuitBreaker::new("cache", Config::default());
+    /// assert_eq!(breaker.name(), "cache");
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// ```
+    pub fn new(name: impl Into<String>, config: Config) -> CircuitBreaker {
+        Self::with_shared_hooks(name.into(), config, None)
+    }
+
+    pub(crate) fn with_shared_hooks(
+        name: String,
+        config: Config,
+        shared_hooks: Option<Arc<HookList>>,
+    ) -> CircuitBreaker {
+        let timeline = Timeline::new(config.clock.clone());
+        let seed = seed_from(&name);
+        let window = config
+            .keeps_window()
+            .then(|| Window::new(config.window(), tag_of(0)));
+        CircuitBreaker {
+            name: intern(name),
+            timeline,
+            state: AtomicU64::new(pack_state(0, State::Closed)),
+            closed_failures: AtomicU64::new(0),
+            trials: AtomicU64::new(0),
+            open_until: AtomicU64::new(0),
+            entered_at: AtomicU64::new(0),
+            last_failure_at: AtomicU64::new(0),
+            window,
+            counters: CallCounters::new(),
+            times_opened: AtomicU64::new(0),
+            times_half_opened: AtomicU64::new(0),
+            times_closed: AtomicU64::new(0),
+            recovery: Mutex::new(Recovery {
+                open_for: Backoff::new(
+                    config.recovery_timeout(),
+                    config.recovery_backoff(),
+                    config.max_recovery_timeout(),
+                ),
+                jitter: Jitter::new(config.jitter(), seed),
+            }),
+            config,
+            hooks: HookList::default(),
+            shared_hooks,
+        }
+    }
+
+    /// The breaker's name.
+    ///
+    /// ```
+    /// let breaker = circuit_runtime::CircuitBreaker::new("cache", Default::default());
+    /// assert_eq!(breaker.name(), "cache");
+    /// ```
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    /// The breaker's configuration.
+    ///
+    /// ```
+    /// let breaker = circuit_runtime::CircuitBreaker::new("cache", Default::default());
+    /// assert_eq!(breaker.config().failure_threshold(), 5);
+    /// ```
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current state.
+    ///
+    /// An open breaker whose recovery timeout has elapsed still reads
+    /// `Open`: it moves to `HalfOpen` when the next call arrives, not on a
+    /// timer.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, State};
+    /// let breaker = CircuitBreaker::new("cache", Default::default());
+    /// breaker.disable();
+    /// assert_eq!(breaker.state(), State::Disabled);
+    /// ```
+    pub fn state(&self) -> State {
+        state_of(self.state.load(Ordering::Acquire))
+    }
+
+    /// Closes the breaker whatever its state, clearing its consecutive
+    /// failures, trials and window (not its monotonic call counters). Calls
+    /// in flight from before the reset no longer count.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, State};
+    /// let breaker = CircuitBreaker::new("feed", Default::default());
+    /// breaker.force_open();
+    /// breaker.reset();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// ```
+    pub fn reset(&self) {
+        self.command(State::Closed, TransitionCause::Reset);
+    }
+
+    /// Rejects every call until [`reset`](Self::reset), e.g. while a
+    /// dependency is under maintenance.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, State};
+    /// let breaker = CircuitBreaker::new("feed", Default::default());
+    /// breaker.force_open();
+    /// assert!(breaker.try_acquire().is_err());
+    /// ```
+    pub fn force_open(&self) {
+        self.command(State::ForcedOpen, TransitionCause::ForcedOpen);
+    }
+
+    /// Lets every call through until [`reset`](Self::reset), still counting
+    /// outcomes in the metrics but never tripping.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config, State};
+    /// let breaker = CircuitBreaker::new("feed", Config::builder().failure_threshold(1).build()?);
+    /// breaker.disable();
+    /// breaker.record_failure();
+    /// assert_eq!(breaker.state(), State::Disabled);
+    /// assert_eq!(breaker.metrics().failed_calls, 1);
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn disable(&self) {
+        self.command(State::Disabled, TransitionCause::Disabled);
+    }
+
+    /// Applies a manual command; returns the state it replaced.
+    pub(crate) fn command(&self, to: State, cause: TransitionCause) -> State {
+        let before = self.state();
+        self.transition(None, to, cause);
+        before
+    }
+
+    /// Adds a hook that runs after every state change of this breaker, with
+    /// no lock of the breaker held: it may read or call the breaker. A
+    /// panicking hook is contained and does not affect the breaker.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use circuit_runtime::CircuitBreaker;
+    ///
+    /// let changes = Arc::new(AtomicUsize::new(0));
+    /// let breaker = CircuitBreaker::new("feed", Default::default());
+    /// let counter = Arc::clone(&changes);
+    /// breaker.on_transition(move |_| { counter.fetch_add(1, Ordering::Relaxed); });
+    /// breaker.force_open();
+    /// breaker.reset();
+    /// assert_eq!(changes.load(Ordering::Relaxed), 2);
+    /// ```
+    pub fn on_transition(&self, hook: impl Fn(&Transition) + Send + Sync + 'static) {
+        self.hooks.push(Arc::new(hook));
+    }
+
+    /// The breaker's counters and current view.
+    ///
+    /// ```
+    /// use circuit_runtime::CircuitBreaker;
+    /// let breaker = CircuitBreaker::new("feed", Default::default());
+    /// breaker.force_open();
+    /// let _ = breaker.try_acquire();
+    /// assert_eq!(breaker.metrics().rejected_calls, 1);
+    /// assert_eq!(breaker.metrics().times_opened, 0, "forced open is not a trip");
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let word = self.state.load(Ordering::Acquire);
+        let (tag, count) = unpack_failures(self.closed_failures.load(Ordering::Acquire));
+        let consecutive_failures =
+            if state_of(word) == State::Closed && tag == tag_of(generation_of(word)) {
+                count
+            } else {
+                0
+            };
+        let tally = self
+            .window
+            .as_ref()
+            .map(|window| window.tally(self.timeline.now_nanos()));
+        let successful_calls = self.counters.get(Counter::Successful);
+        let failed_calls = self.counters.get(Counter::Failed);
+        let ignored_calls = self.counters.get(Counter::Ignored);
+        let at = |nanos: u64| (nanos != 0).then(|| self.timeline.instant(nanos));
+        Metrics {
+            total_calls: successful_calls + failed_calls + ignored_calls,
+            successful_calls,
+            failed_calls,
+            ignored_calls,
+            rejected_calls: self.counters.get(Counter::Rejected),
+            slow_calls: self.counters.get(Counter::Slow),
+            times_opened: self.times_opened.load(Ordering::Relaxed),
+            times_half_opened: self.times_half_opened.load(Ordering::Relaxed),
+            times_closed: self.times_closed.load(Ordering::Relaxed),
+            consecutive_failures,
+            failure_rate: tally.and_then(Tally::failure_rate),
+            slow_call_rate: tally.and_then(Tally::slow_call_rate),
+            last_failure_at: at(self.last_failure_at.load(Ordering::Relaxed)),
+            last_transition_at: at(self.entered_at.load(Ordering::Acquire)),
+        }
+    }
+
+    /// The current instant on this breaker's clock (the manual clock, if it
+    /// has one).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use circuit_runtime::{CircuitBreaker, Config, ManualClock};
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::new("feed", Config::builder().clock(clock.clone()).build()?);
+    /// clock.advance(Duration::from_secs(3));
+    /// assert_eq!(breaker.now(), clock.now());
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn now(&self) -> Instant {
+        self.timeline.instant(self.timeline.now_nanos())
+    }
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A per-breaker seed, so breakers tripped together do not jitter alike.
+fn seed_from(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(name)
+}

@@ -1,0 +1,106 @@
+//! Transitions: moving the breaker to a new state period, under its mutex,
+//! and telling the hooks afterwards.
+
+use super::words::{
+    generation_of, next_generation, pack_failures, pack_state, pack_trials, state_of, tag_of,
+};
+use super::{CircuitBreaker, State};
+use crate::clock::saturating_nanos;
+use crate::events::{Transition, TransitionCause};
+use crate::sync::{lock, Ordering};
+
+impl CircuitBreaker {
+    /// Moves the breaker to `to`. With `expected`, only if the state word is
+    /// still exactly `expected` (the period the caller judged); without, a
+    /// manual command that applies whatever the state. Returns whether this
+    /// call made the change.
+    ///
+    /// The time is read here, under the lock: a time read before would date
+    /// the new period in the past, by however long the caller took to get
+    /// here, and a half-open period could then time out the moment it
+    /// began.
+    pub(super) fn transition(
+        &self,
+        expected: Option<u64>,
+        to: State,
+        cause: TransitionCause,
+    ) -> bool {
+        let mut recovery = lock(&self.recovery);
+        let current = self.state.load(Ordering::Acquire);
+        if expected.is_some_and(|expected| expected != current) {
+            return false;
+        }
+        let now = self.timeline.now_nanos();
+        let from = state_of(current);
+        let generation = next_generation(generation_of(current));
+        // The new period's counters, written before its state word is
+        // published: whoever sees the new generation sees them too.
+        let tag = tag_of(generation);
+        self.reset_period_counters(tag);
+        match to {
+            State::Open => {
+                if from == State::HalfOpen {
+                    recovery.open_for.grow();
+                }
+                let base = recovery.open_for.current();
+                let open_for = recovery.jitter.spread(base);
+                self.open_until.store(
+                    now.saturating_add(saturating_nanos(open_for)),
+                    Ordering::Release,
+                );
+                self.times_opened.fetch_add(1, Ordering::Relaxed);
+            }
+            State::Closed => {
+                recovery.open_for.reset();
+                if let Some(window) = &self.window {
+                    window.begin_period(tag);
+                }
+                if from != State::Closed {
+                    self.times_closed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            State::HalfOpen => {
+                self.times_half_opened.fetch_add(1, Ordering::Relaxed);
+            }
+            State::ForcedOpen | State::Disabled => {}
+        }
+        self.entered_at.store(now, Ordering::Release);
+        self.state
+            .store(pack_state(generation, to), Ordering::Release);
+        drop(recovery);
+        if from != to {
+            self.emit(from, to, cause, now);
+        }
+        true
+    }
+
+    /// Swaps, not stores, for the reason the count window gives in its
+    /// `begin_period`: ordered after every compare-and-swap before them in
+    /// loom's model too.
+    pub(super) fn reset_period_counters(&self, tag: u32) {
+        self.closed_failures
+            .swap(pack_failures(tag, 0), Ordering::AcqRel);
+        self.trials.swap(pack_trials(tag, 0, 0), Ordering::AcqRel);
+    }
+
+    fn emit(&self, from: State, to: State, cause: TransitionCause, now: u64) {
+        let shared = self
+            .shared_hooks
+            .as_deref()
+            .filter(|hooks| !hooks.is_empty());
+        if self.hooks.is_empty() && shared.is_none() {
+            return;
+        }
+        let transition = Transition {
+            name: self.name.to_owned(),
+            from,
+            to,
+            at: self.timeline.instant(now),
+            cause,
+        };
+        if let Some(shared) = shared {
+            shared.run(&transition);
+        }
+        self.hooks.run(&transition);
+    }
+}

@@ -1,0 +1,63 @@
+//! The packed atomic words the state machine synchronizes through: the one
+//! place that knows their bit layouts.
+
+use super::state::State;
+
+/// The state word: `generation << STATE_BITS | state`. The generation has
+/// 61 bits: at one transition per nanosecond it would take 73 years to
+/// wrap, so within a process two periods never share a generation.
+pub(super) const STATE_BITS: u32 = 3;
+pub(super) const MAX_GENERATION: u64 = u64::MAX >> STATE_BITS;
+
+pub(super) fn pack_state(generation: u64, state: State) -> u64 {
+    (generation & MAX_GENERATION) << STATE_BITS | state.code()
+}
+
+pub(super) fn state_of(word: u64) -> State {
+    State::from_code(word & ((1 << STATE_BITS) - 1))
+}
+
+pub(super) fn generation_of(word: u64) -> u64 {
+    word >> STATE_BITS
+}
+
+pub(super) fn next_generation(generation: u64) -> u64 {
+    (generation + 1) & MAX_GENERATION
+}
+
+/// The tag that period counters carry: the generation's low 32 bits.
+///
+/// A tag is only ever compared for equality, and only by a caller that has
+/// just seen its own generation in the state word: every transition
+/// rewrites the counter words with the new period's tag before it
+/// publishes the new state, so a counter word whose tag differs belongs to
+/// a later period, and one whose tag matches is this period's, unless a
+/// thread stalls between those two reads for 2^32 transitions.
+#[allow(clippy::cast_possible_truncation)] // the truncation is the tag
+pub(super) fn tag_of(generation: u64) -> u32 {
+    generation as u32
+}
+
+/// The consecutive-failures word: `tag << 32 | count`.
+pub(super) fn pack_failures(tag: u32, count: u32) -> u64 {
+    u64::from(tag) << 32 | u64::from(count)
+}
+
+#[allow(clippy::cast_possible_truncation)] // fields of a packed word
+pub(super) fn unpack_failures(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
+}
+
+/// The trial word: `tag << 32 | successes << 16 | in_flight`.
+pub(super) fn pack_trials(tag: u32, successes: u32, in_flight: u32) -> u64 {
+    u64::from(tag) << 32 | u64::from(successes) << 16 | u64::from(in_flight)
+}
+
+#[allow(clippy::cast_possible_truncation)] // fields of a packed word
+pub(super) fn unpack_trials(word: u64) -> (u32, u32, u32) {
+    (
+        (word >> 32) as u32,
+        (word >> 16) as u32 & 0xFFFF,
+        word as u32 & 0xFFFF,
+    )
+}
