@@ -233,7 +233,8 @@ impl<T, E> Fallible for Result<T, E> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot report a rejected call: implement `From<circuit_runtime::CircuitOpenError>` for `{Self}`, or give `#[circuit_breaker]` a `fallback = ...`",
     label = "without a `fallback`, an open breaker returns `Err({Self}::from(CircuitOpenError))`",
-    note = "for example: `impl From<CircuitOpenError> for {Self} {{ fn from(open: CircuitOpenError) -> Self {{ /* an \"unavailable\" variant */ }} }}`"
+    note = "for example: `impl From<CircuitOpenError> for {Self} {{ fn from(open: CircuitOpenError) -> Self {{ /* an \"unavailable\" variant */ }} }}`",
+    note = "that `impl` must live in the crate that defines `{Self}`; if that is not yours (`String`, `Box<dyn Error>`, another crate's error), give the attribute a `fallback`, or return an error type of your own that wraps it"
 )]
 pub trait FromRejection {
     /// The error a rejection becomes.
