@@ -4,6 +4,10 @@
 //! Counts are per thread, so the tests of this binary can run in parallel
 //! without seeing each other's allocations.
 
+// The one `unsafe` in the workspace: a global allocator must implement the
+// `unsafe` trait `GlobalAlloc`. Each method only forwards to `System`.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;

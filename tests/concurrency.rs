@@ -311,7 +311,7 @@ fn closed_breaker_counts_every_call_from_many_threads() {
                     let _ = match (thread + i) % 3 {
                         0 => breaker.call(|| Ok::<_, ()>(())),
                         1 => breaker.call(|| Err(())),
-                        _ => breaker.call_with(|_| false, || Err(())),
+                        _ => breaker.call_with(|()| false, || Err(())),
                     };
                 }
             });

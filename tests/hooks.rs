@@ -27,7 +27,7 @@ fn recorder() -> (
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&log);
     (log, move |t: &Transition| {
-        sink.lock().unwrap().push(t.clone())
+        sink.lock().unwrap().push(t.clone());
     })
 }
 

@@ -37,7 +37,7 @@ async fn fetch(healthy: bool) -> Result<u32, FetchError> {
 
 #[allow(clippy::unused_async, clippy::unnecessary_wraps)]
 async fn stale(healthy: bool) -> Result<u32, FetchError> {
-    Ok(if healthy { 1 } else { 0 })
+    Ok(u32::from(healthy))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,7 +112,7 @@ fn a_panic_counts_as_a_failure_whatever_the_classifier_says() {
     let (breaker, _clock) = breaker(Config::builder().failure_threshold(1));
     let unwound = catch_unwind(AssertUnwindSafe(|| {
         breaker.call_with(
-            |_: &()| false,
+            |(): &()| false,
             || -> Result<(), ()> { panic!("no error value to classify") },
         )
     }));

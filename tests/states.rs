@@ -3,6 +3,10 @@
 //! concern. Time only moves through a
 //! `ManualClock`; nothing here sleeps.
 
+// Times here are constants of seconds or milliseconds, one nanosecond
+// short of a boundary: the subtractions cannot underflow.
+#![allow(clippy::unchecked_time_subtraction)]
+
 use std::cell::Cell;
 use std::time::Duration;
 

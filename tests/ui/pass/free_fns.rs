@@ -197,7 +197,10 @@ pub fn main() {
     classified().unwrap();
     let (first, label) = generic(&[7, 8], "items").unwrap();
     assert_eq!((*first, label.to_string()), (7, "items: 2".to_owned()));
-    assert_eq!(unsafe { read_raw(&5) }.unwrap(), 5);
+    // SAFETY: a reference is valid for reads.
+    #[allow(unsafe_code)]
+    let raw = unsafe { read_raw(&5) };
+    assert_eq!(raw.unwrap(), 5);
     assert_eq!(with_fallback(1).unwrap(), 2);
     let mut scale = 1;
     assert_eq!(any_error("abc".to_owned(), &mut scale).unwrap(), 6);
