@@ -24,6 +24,11 @@ fn fraction() -> Result<u32, Unavailable> {
     Ok(1)
 }
 
+#[circuit_breaker(half_open_timeout = "30s1m")]
+fn out_of_order() -> Result<u32, Unavailable> {
+    Ok(1)
+}
+
 fn main() {
-    let _ = (unknown_unit(), no_unit(), fraction());
+    let _ = (unknown_unit(), no_unit(), fraction(), out_of_order());
 }

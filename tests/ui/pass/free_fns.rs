@@ -169,6 +169,12 @@ fn cached_text(text: String, scale: &mut u32) -> Result<u32, ApiError> {
     Ok(u32::try_from(text.len()).unwrap_or(0) * *scale)
 }
 
+/// A compound duration, from the largest unit down.
+#[circuit_breaker(name = "pass.free.compound", recovery_timeout = "1m30s")]
+fn compound_duration() -> Result<(), ApiError> {
+    Ok(())
+}
+
 /// Every count option at the largest value it accepts.
 #[circuit_breaker(
     name = "pass.free.limits",
@@ -186,6 +192,14 @@ fn at_the_limits() -> Result<(), ApiError> {
 pub fn main() {
     defaults().unwrap();
     at_the_limits().unwrap();
+    compound_duration().unwrap();
+    let compound = circuit_runtime::registry()
+        .get("pass.free.compound")
+        .unwrap();
+    assert_eq!(
+        compound.config().recovery_timeout(),
+        std::time::Duration::from_secs(90)
+    );
     let limits = circuit_runtime::registry().get("pass.free.limits").unwrap();
     assert_eq!(limits.config().success_threshold(), 65535);
     assert_eq!(limits.config().window_size(), Some(1_000_000));
