@@ -8,14 +8,17 @@
 //!
 //! Run with `cargo bench -p circuit-runtime --bench breaker`.
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
 use std::sync::Barrier;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use circuit_runtime::{CallError, CircuitBreaker, Config};
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use failsafe::{backoff, failure_policy, CircuitBreaker as _};
-use recloser::Recloser;
+use recloser::{AsyncRecloser, Recloser};
 
 const RECOVERY: Duration = Duration::from_secs(60);
 /// Long enough that no open breaker recovers while it is being measured.
@@ -249,5 +252,55 @@ fn rate_window(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, closed_success, open_reject, contended, rate_window);
+/// Polls a future that is ready on its first poll, as an executor would,
+/// without an executor's own costs in the measurement.
+fn poll_ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("the measured futures are ready at once"),
+    }
+}
+
+/// The closed path of an async call: the protected future is ready at
+/// once, so what is measured is the wrapping future's own cost.
+fn async_closed(c: &mut Criterion) {
+    let mut group = c.benchmark_group("async_closed");
+    configure(&mut group);
+    let x = 42_u64;
+
+    group.bench_function("baseline", |b| {
+        b.iter(|| black_box(poll_ready(async { Ok::<_, ()>(black_box(x)) })));
+    });
+
+    let breaker = ours(RECOVERY);
+    let breaker = black_box(&breaker);
+    group.bench_function("circuit_runtime", |b| {
+        b.iter(|| {
+            black_box(poll_ready(
+                breaker.call_async(async { Ok::<_, ()>(black_box(x)) }),
+            ))
+        });
+    });
+
+    let recl = AsyncRecloser::from(recloser(RECOVERY));
+    let recl = black_box(&recl);
+    group.bench_function("recloser", |b| {
+        b.iter(|| black_box(poll_ready(recl.call(async { Ok::<_, ()>(black_box(x)) }))));
+    });
+
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    closed_success,
+    open_reject,
+    contended,
+    rate_window,
+    async_closed
+);
 criterion_main!(benches);
