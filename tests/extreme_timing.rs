@@ -2,6 +2,8 @@
 //! slower than every timeout, and clocks moved to the end of time: every
 //! call still returns, no public method panics, and every rule still works.
 
+mod common;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -30,9 +32,7 @@ fn returns<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
 }
 
 fn manual(builder: ConfigBuilder) -> (CircuitBreaker, ManualClock) {
-    let clock = ManualClock::new();
-    let config = builder.clock(clock.clone()).build().expect("valid config");
-    (CircuitBreaker::new("extreme", config), clock)
+    common::manual_breaker("extreme", builder)
 }
 
 /// A hook slower than both timeouts, as a preempted thread or a hook that

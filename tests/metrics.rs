@@ -1,14 +1,14 @@
 //! `Metrics`: every field, the invariants between them, and which of them
 //! survive `reset()`.
 
+mod common;
+
 use std::time::Duration;
 
 use circuit_runtime::{CallError, CircuitBreaker, Config, ConfigBuilder, ManualClock, Metrics};
 
 fn breaker(builder: ConfigBuilder) -> (CircuitBreaker, ManualClock) {
-    let clock = ManualClock::new();
-    let config = builder.clock(clock.clone()).build().expect("valid config");
-    (CircuitBreaker::new("metered", config), clock)
+    common::manual_breaker("metered", builder)
 }
 
 fn succeed(breaker: &CircuitBreaker) {

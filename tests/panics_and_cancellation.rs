@@ -3,6 +3,8 @@
 //! nothing, even when someone else's panic is what cancels it. Async calls run under `futures::executor` and tokio, and by hand
 //! with a no-op waker where a test needs to stop between polls.
 
+mod common;
+
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
@@ -15,9 +17,7 @@ use circuit_runtime::{CallError, CircuitBreaker, Config, ConfigBuilder, ManualCl
 use futures::executor::block_on;
 
 fn breaker(builder: ConfigBuilder) -> (CircuitBreaker, ManualClock) {
-    let clock = ManualClock::new();
-    let config = builder.clock(clock.clone()).build().expect("valid config");
-    (CircuitBreaker::new("fragile", config), clock)
+    common::manual_breaker("fragile", builder)
 }
 
 /// A breaker whose recovery timeout has elapsed: its next call is a trial.

@@ -1,15 +1,15 @@
 //! The two-step API (`try_acquire`, then a verdict on the `Permit`) and the
 //! manual `record_success` / `record_failure` of the breaker itself.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use circuit_runtime::{CircuitBreaker, Config, ConfigBuilder, ManualClock, State};
 
 fn breaker(builder: ConfigBuilder) -> (CircuitBreaker, ManualClock) {
-    let clock = ManualClock::new();
-    let config = builder.clock(clock.clone()).build().expect("valid config");
-    (CircuitBreaker::new("permits", config), clock)
+    common::manual_breaker("permits", builder)
 }
 
 /// A breaker whose recovery timeout has elapsed: its next permit is a trial.

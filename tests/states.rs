@@ -1,11 +1,12 @@
 //! The state machine through the public API: every transition, and the
 //! rules of the state diagram in the README, one section per state or
-//! concern. Time only moves through a
-//! `ManualClock`; nothing here sleeps.
+//! concern. Time only moves through a `ManualClock`; nothing here sleeps.
 
 // Times here are constants of seconds or milliseconds, one nanosecond
 // short of a boundary: the subtractions cannot underflow.
 #![allow(clippy::unchecked_time_subtraction)]
+
+mod common;
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -18,9 +19,7 @@ const NS: Duration = Duration::from_nanos(1);
 
 /// A breaker on a fresh manual clock, and a handle to that clock.
 fn breaker(builder: ConfigBuilder) -> (CircuitBreaker, ManualClock) {
-    let clock = ManualClock::new();
-    let config = builder.clock(clock.clone()).build().expect("valid config");
-    (CircuitBreaker::new("dependency", config), clock)
+    common::manual_breaker("dependency", builder)
 }
 
 fn succeed(breaker: &CircuitBreaker) -> Result<(), CallError<&'static str>> {

@@ -1,9 +1,12 @@
-//! What the model tests share: the reference model, the operations programs
-//! are made of, and the runner that applies them to a real breaker.
+//! What the integration tests share: a breaker on a manual clock, and for
+//! the model tests the reference model, the operations programs are made
+//! of, and the runner that applies them to a real breaker.
 //!
 //! Each test binary that says `mod common;` compiles its own copy, and
-//! neither uses every item: hence the `dead_code` allowance.
+//! none uses every item: hence the `dead_code` allowance.
 #![allow(dead_code)]
+
+use circuit_runtime::{CircuitBreaker, ConfigBuilder, ManualClock};
 
 pub mod model;
 pub mod ops;
@@ -19,4 +22,12 @@ pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
         )),
         ..proptest::test_runner::Config::default()
     }
+}
+
+/// A breaker named `name`, configured by `builder`, on a manual clock of
+/// its own, returned with the clock so the test can move time.
+pub fn manual_breaker(name: &str, builder: ConfigBuilder) -> (CircuitBreaker, ManualClock) {
+    let clock = ManualClock::new();
+    let config = builder.clock(clock.clone()).build().expect("valid config");
+    (CircuitBreaker::new(name, config), clock)
 }
