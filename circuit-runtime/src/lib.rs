@@ -59,6 +59,7 @@ mod metrics;
 mod policy;
 mod registry;
 mod sync;
+mod tagged;
 mod window;
 
 pub use breaker::permit::Permit;

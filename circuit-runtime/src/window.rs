@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::clock::saturating_nanos;
 use crate::config::WindowKind;
 use crate::sync::{AtomicU64, Ordering};
+use crate::tagged::{self, pack, unpack};
 
 /// One call's verdict as the window sees it. Ignored calls never get here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,17 +96,6 @@ impl Window {
     }
 }
 
-/// A word of a count window: the period's tag in the high 32 bits, a value
-/// in the low 32.
-fn pack(tag: u32, value: u32) -> u64 {
-    u64::from(tag) << 32 | u64::from(value)
-}
-
-#[allow(clippy::cast_possible_truncation)] // the two halves of a packed word
-fn unpack(word: u64) -> (u32, u32) {
-    ((word >> 32) as u32, word as u32)
-}
-
 /// Lets writers of one closed period at a time into a time window. One
 /// word: the tag of the period whose writers may enter, in the high 32
 /// bits, and how many writers are inside, in the low 32.
@@ -137,21 +127,9 @@ impl PeriodGate {
 
     #[inline]
     fn enter(&self, tag: u32) -> Option<Inside<'_>> {
-        let mut word = self.word.load(Ordering::Acquire);
-        loop {
-            if unpack(word).0 != tag {
-                return None;
-            }
-            match self.word.compare_exchange_weak(
-                word,
-                word + 1,
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Some(Inside(self)),
-                Err(actual) => word = actual,
-            }
-        }
+        tagged::update(&self.word, tag, |writers| Some(writers + 1))
+            .ok()
+            .map(|_| Inside(self))
     }
 
     /// Lets only writers tagged `tag` in from now on, then waits for the
@@ -265,6 +243,10 @@ impl CountWindow {
 
     /// Takes the next position of period `tag`, or `None` when the window
     /// belongs to another period.
+    ///
+    /// The loop [`tagged::update`] would run, written out: through it, this
+    /// hot path measured 27 to 45 ns against 23 to 26 (the `rate_window`
+    /// bench, alternating runs of both builds).
     #[inline]
     fn claim_position(&self, tag: u32) -> Option<u32> {
         let mut word = self.written.load(Ordering::Acquire);
@@ -332,10 +314,7 @@ fn adjust(total: &AtomicU64, tag: u32, was: bool, now: bool) {
         (true, false) => u32::MAX, // minus one, wrapping
         _ => return,
     };
-    let _ = total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-        let (total_tag, count) = unpack(word);
-        (total_tag == tag).then(|| pack(tag, count.wrapping_add(delta)))
-    });
+    let _ = tagged::update(total, tag, |count| Some(count.wrapping_add(delta)));
 }
 
 /// Reads a total that may transiently have wrapped below zero.

@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use super::permit::{Admission, Permit};
-use super::words::{generation_of, pack_trials, state_of, tag_of, unpack_trials};
+use super::words::{generation_of, state_of, tag_of, trial_fields, trial_value};
 use super::{CircuitBreaker, State};
 use crate::error::CircuitOpenError;
 use crate::events::TransitionCause;
 use crate::metrics::Counter;
 use crate::sync::Ordering;
+use crate::tagged;
 
 /// How many times one call looks at the state word before it gives up and
 /// is rejected. Without other threads a call needs at most three looks (a
@@ -142,25 +143,16 @@ impl CircuitBreaker {
     fn claim_trial(&self, word: u64) -> Result<Option<Permit<'_>>, CircuitOpenError> {
         let tag = tag_of(generation_of(word));
         let max_in_flight = self.config.half_open_max_calls();
-        let mut trials = self.trials.load(Ordering::Acquire);
-        loop {
-            let (trials_tag, successes, in_flight) = unpack_trials(trials);
-            if trials_tag != tag {
-                return Ok(None);
-            }
-            if in_flight >= max_in_flight {
-                return Err(self.reject(State::HalfOpen, None));
-            }
-            let claimed = pack_trials(tag, successes, in_flight + 1);
-            match self.trials.compare_exchange_weak(
-                trials,
-                claimed,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => trials = actual,
-            }
+        let claimed = tagged::update(&self.trials, tag, |value| {
+            let (successes, in_flight) = trial_fields(value);
+            (in_flight < max_in_flight).then(|| trial_value(successes, in_flight + 1))
+        });
+        if let Err(found) = claimed {
+            return if tagged::unpack(found).0 == tag {
+                Err(self.reject(State::HalfOpen, None))
+            } else {
+                Ok(None) // the period ended meanwhile
+            };
         }
         if self.state.load(Ordering::Acquire) == word {
             Ok(Some(self.admit(word, true)))

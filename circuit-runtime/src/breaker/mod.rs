@@ -48,11 +48,12 @@ use crate::events::{HookList, Transition, TransitionCause};
 use crate::metrics::{CallCounters, Counter, Metrics};
 use crate::policy::{Backoff, Jitter};
 use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::tagged;
 use crate::window::{Tally, Window};
 
 use names::intern;
 pub use state::State;
-use words::{generation_of, pack_state, state_of, tag_of, unpack_failures};
+use words::{generation_of, pack_state, state_of, tag_of};
 
 /// A named circuit breaker.
 ///
@@ -80,9 +81,10 @@ pub struct CircuitBreaker {
     config: Config,
     timeline: Timeline,
     state: AtomicU64,
-    /// Consecutive failures of the current closed period: `tag << 32 | count`.
+    /// Consecutive failures of the current closed period, a tagged word.
     closed_failures: AtomicU64,
-    /// Trial calls of the current half-open period, see [`words::pack_trials`].
+    /// Trial calls of the current half-open period, a tagged word whose
+    /// value is [`words::trial_value`].
     trials: AtomicU64,
     /// When the current open period ends, in timeline nanoseconds.
     open_until: AtomicU64,
@@ -287,7 +289,7 @@ impl CircuitBreaker {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let word = self.state.load(Ordering::Acquire);
-        let (tag, count) = unpack_failures(self.closed_failures.load(Ordering::Acquire));
+        let (tag, count) = tagged::unpack(self.closed_failures.load(Ordering::Acquire));
         let consecutive_failures =
             if state_of(word) == State::Closed && tag == tag_of(generation_of(word)) {
                 count

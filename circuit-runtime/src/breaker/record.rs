@@ -2,15 +2,13 @@
 //! window and the state of the period it was admitted in.
 
 use super::permit::{Admission, Verdict};
-use super::words::{
-    generation_of, pack_failures, pack_state, pack_trials, state_of, tag_of, unpack_failures,
-    unpack_trials,
-};
+use super::words::{generation_of, pack_state, state_of, tag_of, trial_fields, trial_value};
 use super::{CircuitBreaker, State};
 use crate::clock::saturating_nanos;
 use crate::events::TransitionCause;
 use crate::metrics::Counter;
 use crate::sync::Ordering;
+use crate::tagged;
 use crate::window::Outcome;
 
 impl CircuitBreaker {
@@ -64,12 +62,11 @@ impl CircuitBreaker {
 
     #[inline]
     fn on_closed_success(&self, admission: &Admission, slow: bool) {
-        let failures = self.closed_failures.load(Ordering::Relaxed);
-        let (_, count) = unpack_failures(failures);
+        let (_, count) = tagged::unpack(self.closed_failures.load(Ordering::Relaxed));
         // Reading first keeps the common case (no failures) free of writes
         // to a shared cache line.
         if count != 0 {
-            self.clear_closed_failures(admission.generation, failures);
+            self.clear_closed_failures(admission.generation);
         }
         if self.window.is_some() {
             self.record_in_window(
@@ -117,29 +114,15 @@ impl CircuitBreaker {
     }
 
     /// Ends the run of consecutive failures of closed period `generation`.
-    /// Retried until it holds: a failure counted between the load and the
-    /// swap must not survive the success (whichever order the two are taken
-    /// in, the run is at most one long afterwards).
+    /// A read-modify-write, not a store: a failure counted between the
+    /// success's read and its write must not survive it (whichever order
+    /// the two are taken in, the run is at most one long afterwards).
     #[cold]
-    fn clear_closed_failures(&self, generation: u64, mut word: u64) {
-        let tag = tag_of(generation);
-        if !self.is_current(generation) {
-            return;
-        }
-        loop {
-            let (word_tag, count) = unpack_failures(word);
-            if word_tag != tag || count == 0 {
-                return;
-            }
-            match self.closed_failures.compare_exchange_weak(
-                word,
-                pack_failures(tag, 0),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(actual) => word = actual,
-            }
+    fn clear_closed_failures(&self, generation: u64) {
+        if self.is_current(generation) {
+            let _ = tagged::update(&self.closed_failures, tag_of(generation), |count| {
+                (count != 0).then_some(0)
+            });
         }
     }
 
@@ -149,24 +132,10 @@ impl CircuitBreaker {
         if !self.is_current(generation) {
             return 0;
         }
-        let tag = tag_of(generation);
-        let mut word = self.closed_failures.load(Ordering::Acquire);
-        loop {
-            let (word_tag, count) = unpack_failures(word);
-            if word_tag != tag {
-                return 0;
-            }
-            let counted = count.saturating_add(1);
-            match self.closed_failures.compare_exchange_weak(
-                word,
-                pack_failures(tag, counted),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return counted,
-                Err(actual) => word = actual,
-            }
-        }
+        tagged::update(&self.closed_failures, tag_of(generation), |count| {
+            Some(count.saturating_add(1))
+        })
+        .map_or(0, |count| count.saturating_add(1))
     }
 
     /// Adds a closed-period outcome to the window and trips the breaker if a
@@ -209,30 +178,18 @@ impl CircuitBreaker {
         if !self.is_current(admission.generation) {
             return;
         }
-        let tag = tag_of(admission.generation);
-        let mut trials = self.trials.load(Ordering::Acquire);
-        let successes = loop {
-            let (trials_tag, successes, in_flight) = unpack_trials(trials);
-            if trials_tag != tag {
-                return;
-            }
+        let succeeded = |successes: u32| (successes + 1).min(0xFFFF);
+        let counted = tagged::update(&self.trials, tag_of(admission.generation), |value| {
+            let (successes, in_flight) = trial_fields(value);
             let in_flight = if admission.trial {
                 in_flight.saturating_sub(1)
             } else {
                 in_flight
             };
-            let successes = (successes + 1).min(0xFFFF);
-            match self.trials.compare_exchange_weak(
-                trials,
-                pack_trials(tag, successes, in_flight),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break successes,
-                Err(actual) => trials = actual,
-            }
-        };
-        if successes >= self.config.success_threshold() {
+            Some(trial_value(succeeded(successes), in_flight))
+        });
+        let Ok(before) = counted else { return };
+        if succeeded(trial_fields(before).0) >= self.config.success_threshold() {
             self.transition(
                 Some(pack_state(admission.generation, State::HalfOpen)),
                 State::Closed,
@@ -244,17 +201,12 @@ impl CircuitBreaker {
     /// Gives back a trial slot of half-open period `generation`, if that
     /// period is still current.
     fn release_trial(&self, generation: u64) {
-        if !self.is_current(generation) {
-            return;
-        }
-        let tag = tag_of(generation);
-        let _ = self
-            .trials
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |trials| {
-                let (trials_tag, successes, in_flight) = unpack_trials(trials);
-                (trials_tag == tag)
-                    .then(|| pack_trials(tag, successes, in_flight.saturating_sub(1)))
+        if self.is_current(generation) {
+            let _ = tagged::update(&self.trials, tag_of(generation), |value| {
+                let (successes, in_flight) = trial_fields(value);
+                Some(trial_value(successes, in_flight.saturating_sub(1)))
             });
+        }
     }
 
     /// Records a success observed outside [`call`](Self::call) or a permit,

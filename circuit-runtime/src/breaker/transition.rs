@@ -1,13 +1,12 @@
 //! Transitions: moving the breaker to a new state period, under its mutex,
 //! and telling the hooks afterwards.
 
-use super::words::{
-    generation_of, next_generation, pack_failures, pack_state, pack_trials, state_of, tag_of,
-};
+use super::words::{generation_of, next_generation, pack_state, state_of, tag_of};
 use super::{CircuitBreaker, State};
 use crate::clock::saturating_nanos;
 use crate::events::{Transition, TransitionCause};
 use crate::sync::{lock, Ordering};
+use crate::tagged;
 
 impl CircuitBreaker {
     /// Moves the breaker to `to`. With `expected`, only if the state word is
@@ -79,8 +78,8 @@ impl CircuitBreaker {
     /// loom's model too.
     pub(super) fn reset_period_counters(&self, tag: u32) {
         self.closed_failures
-            .swap(pack_failures(tag, 0), Ordering::AcqRel);
-        self.trials.swap(pack_trials(tag, 0, 0), Ordering::AcqRel);
+            .swap(tagged::pack(tag, 0), Ordering::AcqRel);
+        self.trials.swap(tagged::pack(tag, 0), Ordering::AcqRel);
     }
 
     fn emit(&self, from: State, to: State, cause: TransitionCause, now: u64) {

@@ -38,26 +38,13 @@ pub(super) fn tag_of(generation: u64) -> u32 {
     generation as u32
 }
 
-/// The consecutive-failures word: `tag << 32 | count`.
-pub(super) fn pack_failures(tag: u32, count: u32) -> u64 {
-    u64::from(tag) << 32 | u64::from(count)
+/// The value of the trial word (a [`tagged`](crate::tagged) word):
+/// `successes << 16 | in_flight`.
+pub(super) fn trial_value(successes: u32, in_flight: u32) -> u32 {
+    successes << 16 | in_flight
 }
 
-#[allow(clippy::cast_possible_truncation)] // fields of a packed word
-pub(super) fn unpack_failures(word: u64) -> (u32, u32) {
-    ((word >> 32) as u32, word as u32)
-}
-
-/// The trial word: `tag << 32 | successes << 16 | in_flight`.
-pub(super) fn pack_trials(tag: u32, successes: u32, in_flight: u32) -> u64 {
-    u64::from(tag) << 32 | u64::from(successes) << 16 | u64::from(in_flight)
-}
-
-#[allow(clippy::cast_possible_truncation)] // fields of a packed word
-pub(super) fn unpack_trials(word: u64) -> (u32, u32, u32) {
-    (
-        (word >> 32) as u32,
-        (word >> 16) as u32 & 0xFFFF,
-        word as u32 & 0xFFFF,
-    )
+/// The successes and the calls in flight of a trial word's value.
+pub(super) fn trial_fields(value: u32) -> (u32, u32) {
+    (value >> 16, value & 0xFFFF)
 }
