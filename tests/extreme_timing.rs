@@ -4,31 +4,15 @@
 
 mod common;
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use circuit_runtime::{CircuitBreaker, Config, ConfigBuilder, ManualClock, State};
 
 const NANO: Duration = Duration::from_nanos(1);
 
-/// Runs `f` on a thread of its own and fails the test if it has not
-/// returned within a minute: a call that loops for ever must fail the test
-/// with a sentence, not hang CI.
+/// `f`'s result, or a failed test if it has not returned within a minute.
 fn returns<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, finished) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = done.send(f());
-    });
-    match finished.recv_timeout(Duration::from_secs(60)) {
-        Ok(value) => {
-            worker.join().expect("the worker finished");
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().expect_err("the worker panicked"))
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} never returned"),
-    }
+    common::returns_within(what, Duration::from_secs(60), f)
 }
 
 fn manual(builder: ConfigBuilder) -> (CircuitBreaker, ManualClock) {

@@ -1,9 +1,11 @@
 //! Transition hooks of a breaker and of a registry: what they see, that they
 //! may use the breaker from inside, and that a panicking hook is contained.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use circuit_runtime::{
@@ -45,21 +47,7 @@ fn counter() -> (
 /// Runs `f` on another thread and fails the test, rather than hanging it,
 /// if `f` has not returned within a generous bound (a deadlock).
 fn without_deadlock(f: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        f();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(30)) {
-        Ok(()) => worker.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            // `f` panicked: re-raise its panic here.
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("deadlock: the hook never returned"),
-    }
+    common::returns_within("deadlock: the hook", Duration::from_secs(30), f);
 }
 
 #[test]

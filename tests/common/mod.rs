@@ -6,6 +6,9 @@
 //! none uses every item: hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+use std::sync::mpsc;
+use std::time::Duration;
+
 use circuit_runtime::{CircuitBreaker, ConfigBuilder, ManualClock};
 
 pub mod model;
@@ -30,4 +33,29 @@ pub fn manual_breaker(name: &str, builder: ConfigBuilder) -> (CircuitBreaker, Ma
     let clock = ManualClock::new();
     let config = builder.clock(clock.clone()).build().expect("valid config");
     (CircuitBreaker::new(name, config), clock)
+}
+
+/// Runs `f` on a thread of its own and returns what it returns, or fails
+/// the test with "`what` never returned" once `within` has passed: code
+/// that loops or deadlocks must fail a test with a sentence, not hang CI.
+/// A panic in `f` is re-raised here.
+pub fn returns_within<T: Send + 'static>(
+    what: &str,
+    within: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, finished) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    match finished.recv_timeout(within) {
+        Ok(value) => {
+            worker.join().expect("the worker finished");
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(worker.join().expect_err("the worker panicked"))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} never returned"),
+    }
 }
