@@ -161,8 +161,19 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
         let call = quote_spanned! {ret_span=>
             #call_or_reject::<#ret, _, _>(#breaker, #is_failure, || #body)
         };
+        // The breaker's closed path grows a small function past the
+        // inliner's threshold: a hint restores the choice it would have
+        // made without the attribute (measured: 12.6 ns against 10.3 ns
+        // through the `attribute` bench). The user's own inline attribute,
+        // if any, decides instead. Not for a breaker named after the type:
+        // inlined into another codegen unit, its `type_name` is another
+        // copy of the string, which its site finds only out of line (16 ns
+        // against 12.5 through the `method` bench).
+        let user_decides = attrs.iter().any(|attr| attr.path().is_ident("inline"));
+        let inline = (!user_decides && !named_after_type(args, sig)).then(|| quote!(#[inline]));
         return quote! {
             #(#attrs)*
+            #inline
             #vis #sig {
                 #resolve
                 #call
@@ -214,7 +225,7 @@ fn resolve_breaker(
     // a site that keeps a breaker per type. The name is passed as a value,
     // not as a function: inlined, it is a constant the site compares by
     // address.
-    let lookup = if args.name.is_none() && sig.receiver().is_some() {
+    let lookup = if named_after_type(args, sig) {
         quote! {
             static #site: #private::MethodSite = #private::MethodSite::new();
             #site.breaker(::core::any::type_name::<Self>(), #fn_name, #config)
@@ -230,6 +241,11 @@ fn resolve_breaker(
             #lookup
         };
     }
+}
+
+/// Whether the breaker is named after the method's type, found at run time.
+fn named_after_type(args: &Args, sig: &syn::Signature) -> bool {
+    args.name.is_none() && sig.receiver().is_some()
 }
 
 /// The return type for a turbofish (`impl Trait` erased to `_`), and the

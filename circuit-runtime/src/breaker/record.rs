@@ -15,9 +15,51 @@ impl CircuitBreaker {
     /// Applies a permit's verdict. Called exactly once per permit. Takes the
     /// admission by value: a reference pins it to the stack, and copying it
     /// there costs a store-forwarding stall on every call.
-    #[inline]
+    ///
+    /// The common case, a timed-free success in a closed breaker without a
+    /// window, is a counter bump and one load, inlined into the caller; the
+    /// rest is out of line. Measured: the call and the six saved registers
+    /// of an out-of-line `record_outcome` were a third of the closed path's
+    /// overhead (`closed_success` bench).
+    #[allow(clippy::inline_always)] // measured, above
+    #[inline(always)]
     pub(super) fn record_outcome(&self, admission: Admission, verdict: Verdict) {
-        let admission = &admission;
+        if verdict == Verdict::Success
+            && admission.state == State::Closed
+            && admission.started_at == 0
+            && self.window.is_none()
+        {
+            self.counters.add(Counter::Successful);
+            self.end_closed_failure_run(&admission);
+        } else {
+            // Field by field: the 24-byte `Admission` would be passed
+            // through memory, and its stores, hoisted above the branch by
+            // the optimizer, stalled the caller's next loads of that stack.
+            let Admission {
+                generation,
+                state,
+                trial,
+                started_at,
+            } = admission;
+            self.record_outcome_slow(generation, state, trial, started_at, verdict);
+        }
+    }
+
+    #[inline(never)]
+    fn record_outcome_slow(
+        &self,
+        generation: u64,
+        state: State,
+        trial: bool,
+        started_at: u64,
+        verdict: Verdict,
+    ) {
+        let admission = &Admission {
+            generation,
+            state,
+            trial,
+            started_at,
+        };
         let slow = admission.started_at != 0
             && matches!(
                 verdict,
@@ -60,14 +102,19 @@ impl CircuitBreaker {
         generation_of(self.state.load(Ordering::Acquire)) == generation
     }
 
+    /// A closed-period success ends the run of consecutive failures.
     #[inline]
-    fn on_closed_success(&self, admission: &Admission, slow: bool) {
+    fn end_closed_failure_run(&self, admission: &Admission) {
         let (_, count) = tagged::unpack(self.closed_failures.load(Ordering::Relaxed));
         // Reading first keeps the common case (no failures) free of writes
         // to a shared cache line.
         if count != 0 {
             self.clear_closed_failures(admission.generation);
         }
+    }
+
+    fn on_closed_success(&self, admission: &Admission, slow: bool) {
+        self.end_closed_failure_run(admission);
         if self.window.is_some() {
             self.record_in_window(
                 admission,

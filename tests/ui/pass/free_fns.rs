@@ -175,6 +175,14 @@ fn compound_duration() -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The user's own inline attribute decides: the attribute adds no second
+/// one (rustc rejects two under `deny(warnings)`).
+#[circuit_breaker(name = "pass.free.never_inlined")]
+#[inline(never)]
+fn never_inlined() -> Result<(), ApiError> {
+    Ok(())
+}
+
 /// Every count option at the largest value it accepts.
 #[circuit_breaker(
     name = "pass.free.limits",
@@ -193,6 +201,7 @@ pub fn main() {
     defaults().unwrap();
     at_the_limits().unwrap();
     compound_duration().unwrap();
+    never_inlined().unwrap();
     let compound = circuit_runtime::registry()
         .get("pass.free.compound")
         .unwrap();
