@@ -117,6 +117,18 @@ fn open_reject(c: &mut Criterion) {
     configure(&mut group);
     let x = 42_u64;
 
+    // The floor: rejecting an open breaker means knowing whether its open
+    // time is up, so every correct rejection reads a clock. Ours reads the
+    // time-stamp counter through `quanta`; `std` is what the others read.
+    let counter = quanta::Clock::new();
+    let origin = counter.raw();
+    group.bench_function("clock_read_counter", |b| {
+        b.iter(|| black_box(counter.delta_as_nanos(origin, counter.raw())));
+    });
+    group.bench_function("clock_read_std", |b| {
+        b.iter(|| black_box(Instant::now()));
+    });
+
     let breaker = ours(LONG_RECOVERY);
     while !matches!(
         breaker.call(|| Err::<u64, _>(())),

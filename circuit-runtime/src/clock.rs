@@ -124,47 +124,75 @@ impl PartialEq for ManualClock {
 
 impl Eq for ManualClock {}
 
-/// The clock a breaker reads. An enum rather than a trait object so reading
-/// the time is a direct, inlinable call on the hot path.
+/// The clock a configuration asks for. An enum rather than a trait object
+/// so reading the time is a direct, inlinable call on the hot path.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Clock {
+    /// The system's monotonic time: see [`Timeline`].
     #[default]
     Monotonic,
     Manual(ManualClock),
 }
 
-impl Clock {
-    #[inline]
-    pub(crate) fn now(&self) -> Instant {
-        match self {
-            Clock::Monotonic => Instant::now(),
-            Clock::Manual(clock) => clock.now(),
-        }
-    }
-}
-
 /// A breaker keeps its times as nanoseconds since its own origin so they fit
-/// in an atomic; this converts between the two forms.
+/// in an atomic; this reads them, and converts them to instants for people.
 #[derive(Debug)]
 pub(crate) struct Timeline {
-    clock: Clock,
+    source: Source,
+    /// The instant of nanosecond 1, for reporting times as `Instant`s.
     origin: Instant,
+}
+
+/// Where a timeline reads the time.
+#[derive(Debug)]
+enum Source {
+    /// The CPU's time-stamp counter, scaled to nanoseconds, where it is
+    /// invariant (through `quanta`, which falls back to the OS's monotonic
+    /// clock elsewhere): an open breaker reads the time on every rejected
+    /// call, and on a virtual machine `Instant::now()` costs two to three
+    /// times as much (the `open_reject` bench measures both reads).
+    Counter {
+        clock: quanta::Clock,
+        /// The counter's reading at the origin.
+        origin: u64,
+    },
+    Manual(ManualClock),
 }
 
 impl Timeline {
     pub(crate) fn new(clock: Clock) -> Self {
-        let origin = clock.now();
-        Self { clock, origin }
+        let source = match clock {
+            Clock::Monotonic => {
+                let clock = quanta::Clock::new();
+                let origin = clock.raw();
+                Source::Counter { clock, origin }
+            }
+            Clock::Manual(clock) => Source::Manual(clock),
+        };
+        let origin = match &source {
+            Source::Counter { .. } => Instant::now(),
+            Source::Manual(clock) => clock.now(),
+        };
+        Self { source, origin }
     }
 
     /// Nanoseconds since the origin, plus one: never zero, so a stored zero
     /// can mean "never".
     #[inline]
     pub(crate) fn now_nanos(&self) -> u64 {
-        saturating_nanos(self.clock.now().saturating_duration_since(self.origin)).saturating_add(1)
+        let since_origin = match &self.source {
+            // Saturating at zero should another core's counter lag this one.
+            Source::Counter { clock, origin } => clock.delta_as_nanos(*origin, clock.raw()),
+            Source::Manual(clock) => {
+                saturating_nanos(clock.now().saturating_duration_since(self.origin))
+            }
+        };
+        since_origin.saturating_add(1)
     }
 
     /// The instant of a value returned by [`now_nanos`](Self::now_nanos).
+    /// On the counter, as exact as its calibration against the OS clock:
+    /// for reports (when the last failure was), never for decisions.
     pub(crate) fn instant(&self, nanos: u64) -> Instant {
         self.origin + Duration::from_nanos(nanos.saturating_sub(1))
     }

@@ -56,6 +56,7 @@ mod config;
 mod error;
 mod events;
 mod metrics;
+mod names;
 mod policy;
 mod registry;
 mod sync;

@@ -93,13 +93,13 @@ impl CircuitBreaker {
             match state_of(word) {
                 State::Closed | State::Disabled => return Ok(self.admit(word, false)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
-                State::Open => match self.time_left_open() {
+                State::Open => match self.nanos_left_open() {
                     Some(retry_after) => return Err(self.reject(State::Open, Some(retry_after))),
                     None if recovered => {
                         // Reopened and elapsed again since this call moved
                         // it to half-open: leave the next move to the next
                         // call.
-                        return Err(self.reject(State::Open, Some(Duration::ZERO)));
+                        return Err(self.reject(State::Open, Some(0)));
                     }
                     None => {
                         recovered = true;
@@ -127,7 +127,7 @@ impl CircuitBreaker {
         match state_of(word) {
             State::Closed | State::Disabled => Ok(self.admit(word, false)),
             State::Open => {
-                let retry_after = self.time_left_open().unwrap_or_default();
+                let retry_after = self.nanos_left_open().unwrap_or_default();
                 Err(self.reject(State::Open, Some(retry_after)))
             }
             state => Err(self.reject(state, None)),
@@ -173,20 +173,22 @@ impl CircuitBreaker {
         }
     }
 
-    /// How long an open breaker stays open, or `None` once its recovery
-    /// timeout has elapsed.
+    /// How long an open breaker stays open, in nanoseconds, or `None` once
+    /// its recovery timeout has elapsed.
     #[inline]
-    pub(super) fn time_left_open(&self) -> Option<Duration> {
+    pub(super) fn nanos_left_open(&self) -> Option<u64> {
         // The end first, then the time: read the other way round, an open
         // period that began in between would be measured from before it
         // began, and `retry_after` could exceed the open time.
         let until = self.open_until.load(Ordering::Acquire);
         let now = self.timeline.now_nanos();
-        (now < until).then(|| Duration::from_nanos(until - now))
+        (now < until).then(|| until - now)
     }
 
+    /// Counts a rejection and describes it; `retry_after` in nanoseconds,
+    /// turned into a `Duration` only if the caller asks.
     #[inline]
-    pub(super) fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpenError {
+    pub(super) fn reject(&self, state: State, retry_after: Option<u64>) -> CircuitOpenError {
         self.counters.add(Counter::Rejected);
         CircuitOpenError::new(self.name, state, retry_after)
     }

@@ -80,7 +80,7 @@ impl CircuitBreaker {
         // slot: through `try_acquire_slow`'s result the error was copied
         // twice more, each copy a store-forwarding stall.
         if state_of(word) == State::Open {
-            if let Some(retry_after) = self.time_left_open() {
+            if let Some(retry_after) = self.nanos_left_open() {
                 let rejection = self.reject(State::Open, Some(retry_after));
                 return Err(CallError::Rejected(rejection));
             }

@@ -29,7 +29,6 @@
 
 mod admit;
 mod call;
-mod names;
 pub(crate) mod permit;
 mod record;
 mod state;
@@ -46,12 +45,12 @@ use crate::clock::Timeline;
 use crate::config::Config;
 use crate::events::{HookList, Transition, TransitionCause};
 use crate::metrics::{CallCounters, Counter, Metrics};
+use crate::names::{intern, Name};
 use crate::policy::{Backoff, Jitter};
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::tagged;
 use crate::window::{Tally, Window};
 
-use names::intern;
 pub use state::State;
 use words::{generation_of, pack_state, state_of, tag_of};
 
@@ -76,8 +75,7 @@ use words::{generation_of, pack_state, state_of, tag_of};
 /// # Ok::<(), circuit_runtime::ConfigError>(())
 /// ```
 pub struct CircuitBreaker {
-    /// Interned: see [`intern`].
-    name: &'static str,
+    name: &'static Name,
     config: Config,
     timeline: Timeline,
     state: AtomicU64,
@@ -176,7 +174,7 @@ impl CircuitBreaker {
     /// assert_eq!(breaker.name(), "cache");
     /// ```
     pub fn name(&self) -> &str {
-        self.name
+        self.name.as_str()
     }
 
     /// The breaker's configuration.

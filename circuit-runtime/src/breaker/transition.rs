@@ -91,7 +91,7 @@ impl CircuitBreaker {
             return;
         }
         let transition = Transition {
-            name: self.name.to_owned(),
+            name: self.name.as_str().to_owned(),
             from,
             to,
             at: self.timeline.instant(now),
