@@ -139,3 +139,14 @@ fn rate_window_call_allocates_nothing() {
     assert_eq!(allocations, 0, "allocations in {CALLS} windowed calls");
     assert_eq!(breaker.metrics().failure_rate, Some(0.0));
 }
+
+#[test]
+fn async_closed_call_allocates_nothing() {
+    let breaker = breaker(Config::default());
+    let allocations = allocations_per_calls(|| {
+        let call = breaker.call_async(async { Ok::<_, ()>(black_box(42_u64)) });
+        let result = futures::executor::block_on(call);
+        black_box(result).expect("a closed breaker runs the call");
+    });
+    assert_eq!(allocations, 0, "allocations in {CALLS} async closed calls");
+}

@@ -82,9 +82,13 @@ struct Argument {
 /// runtime's `call_with`, whose closed path keeps the permit in registers
 /// (acquiring first and matching, as above, measured 6 ns slower).
 ///
-/// An `async fn` awaits `finish_async(permit, is_failure, async body)`
-/// instead, and awaits its fallback. With `fallback_on = "any_error"` the
-/// arguments are cloned first and a failed outcome goes to the fallback too.
+/// An `async fn` without a fallback awaits
+/// `call_async_or_reject::<Ret, _, _>(breaker, every_error, async body)`,
+/// one future that asks the breaker on its first poll; with a fallback it
+/// acquires as above, awaits `finish_async(permit, is_failure, async body)`
+/// and awaits its fallback on a rejection. With `fallback_on = "any_error"`
+/// the arguments are cloned first and a failed outcome goes to the fallback
+/// too.
 fn expand(args: &Args, function: &Function) -> TokenStream {
     let Function {
         attrs,
@@ -155,12 +159,16 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
     };
 
     let resolve = resolve_breaker(args, sig, &private, &breaker);
-    if args.fallback.is_none() && !is_async {
-        // The hot path: the runtime's own `call_with`, in one call.
-        let call_or_reject = respan(quote!(#private::call_or_reject), ret_span);
-        let call = quote_spanned! {ret_span=>
-            #call_or_reject::<#ret, _, _>(#breaker, #is_failure, || #body)
-        };
+    if args.fallback.is_none() {
+        let call = call_or_reject(
+            &private,
+            is_async,
+            &breaker,
+            &is_failure,
+            body,
+            &ret,
+            ret_span,
+        );
         // The breaker's closed path grows a small function past the
         // inliner's threshold: a hint restores the choice it would have
         // made without the attribute (measured: 12.6 ns against 10.3 ns
@@ -170,7 +178,8 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
         // copy of the string, which its site finds only out of line (16 ns
         // against 12.5 through the `method` bench).
         let user_decides = attrs.iter().any(|attr| attr.path().is_ident("inline"));
-        let inline = (!user_decides && !named_after_type(args, sig)).then(|| quote!(#[inline]));
+        let inline =
+            (!is_async && !user_decides && !named_after_type(args, sig)).then(|| quote!(#[inline]));
         return quote! {
             #(#attrs)*
             #inline
@@ -190,6 +199,32 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
                 ::core::result::Result::Err(#rejection_pattern) => return #on_rejection,
             };
             #tail
+        }
+    }
+}
+
+/// The whole call of a function without a fallback, in one runtime call:
+/// for a sync function, the runtime's own `call_with` (the hot path); for
+/// an `async fn`, one future that asks the breaker on its first poll, as
+/// the function's body would.
+fn call_or_reject(
+    private: &TokenStream,
+    is_async: bool,
+    breaker: &Ident,
+    is_failure: &TokenStream,
+    body: &Group,
+    ret: &TokenStream,
+    ret_span: Span,
+) -> TokenStream {
+    if is_async {
+        let call_async_or_reject = respan(quote!(#private::call_async_or_reject), ret_span);
+        quote_spanned! {ret_span=>
+            #call_async_or_reject::<#ret, _, _>(#breaker, #is_failure, async #body).await
+        }
+    } else {
+        let call_or_reject = respan(quote!(#private::call_or_reject), ret_span);
+        quote_spanned! {ret_span=>
+            #call_or_reject::<#ret, _, _>(#breaker, #is_failure, || #body)
         }
     }
 }

@@ -5,7 +5,7 @@
 //! configuration, and an unprotected call as the floor, all in one run so
 //! their differences are comparable on a busy machine.
 //!
-//! The target: the attribute within 1 ns of the direct call.
+//! The attribute should cost no more than the direct call.
 //!
 //! Run with `cargo bench -p circuit-runtime --bench attribute`.
 
@@ -14,6 +14,16 @@ use std::sync::Arc;
 
 use circuit_runtime::{circuit_breaker, registry, CallError, CircuitBreaker, Config};
 use criterion::{criterion_group, criterion_main, Criterion};
+
+/// Keeps a call's result alive the way a caller does, in memory, without
+/// `black_box(value)`'s copy of it: that copy reads back with wide loads
+/// what the call just wrote in narrower stores, and the stall it costs
+/// depends on the result's layout, not on the code under measurement.
+#[allow(clippy::inline_always, clippy::needless_pass_by_value)] // by value, in place: the point
+#[inline(always)]
+fn consume<T>(value: T) {
+    black_box(&value);
+}
 
 #[derive(Debug)]
 struct Unavailable;
@@ -80,7 +90,7 @@ fn closed_path(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("closed_path");
     group.bench_function("unprotected", |b| {
-        b.iter(|| black_box(work(black_box(7))));
+        b.iter(|| consume(work(black_box(7))));
     });
     group.bench_function("direct_call", |b| {
         // Folded into the function's own error type, as the attribute does,
@@ -89,17 +99,17 @@ fn closed_path(c: &mut Criterion) {
             let result: Result<u64, Unavailable> = breaker
                 .call(|| work(black_box(7)))
                 .map_err(CallError::into_inner);
-            black_box(result)
+            consume(result);
         });
     });
     group.bench_function("attribute", |b| {
-        b.iter(|| black_box(through_attribute(black_box(7))));
+        b.iter(|| consume(through_attribute(black_box(7))));
     });
     group.bench_function("method", |b| {
-        b.iter(|| black_box(Service.through_method(black_box(7))));
+        b.iter(|| consume(Service.through_method(black_box(7))));
     });
     group.bench_function("trait_method_second_type", |b| {
-        b.iter(|| black_box(Replica.through_trait(black_box(7))));
+        b.iter(|| consume(Replica.through_trait(black_box(7))));
     });
     group.finish();
 }

@@ -1,5 +1,6 @@
-//! The breaker's hot paths beside its Rust peers, `recloser` and `failsafe`,
-//! measured in one run so their ratios are comparable on a busy machine.
+//! The breaker's hot paths beside its Rust peers, `recloser` and `failsafe`
+//! (and, for async calls, `tower-resilience-circuitbreaker`), measured in
+//! one run so their ratios are comparable on a busy machine.
 //!
 //! Every library is configured as close to ours as its API allows: trip
 //! after 5 consecutive failures (`recloser` only has a failure rate, so it
@@ -24,6 +25,16 @@ const RECOVERY: Duration = Duration::from_secs(60);
 /// Long enough that no open breaker recovers while it is being measured.
 const LONG_RECOVERY: Duration = Duration::from_secs(3600);
 const THRESHOLD: u32 = 5;
+
+/// Keeps a call's result alive the way a caller does, in memory, without
+/// `black_box(value)`'s copy of it: that copy reads back with wide loads
+/// what the call just wrote in narrower stores, and the stall it costs
+/// depends on the result's layout, not on the code under measurement.
+#[allow(clippy::inline_always, clippy::needless_pass_by_value)] // by value, in place: the point
+#[inline(always)]
+fn consume<T>(value: T) {
+    black_box(&value);
+}
 
 fn ours(recovery_timeout: Duration) -> CircuitBreaker {
     let config = Config::builder()
@@ -87,26 +98,26 @@ fn closed_success(c: &mut Criterion) {
     group.bench_function("baseline", |b| {
         b.iter(|| {
             let call = || Ok::<_, ()>(black_box(x));
-            black_box(call())
+            consume(call());
         });
     });
 
     let breaker = ours(RECOVERY);
     let breaker = black_box(&breaker);
     group.bench_function("circuit_runtime", |b| {
-        b.iter(|| black_box(breaker.call(|| Ok::<_, ()>(black_box(x)))));
+        b.iter(|| consume(breaker.call(|| Ok::<_, ()>(black_box(x)))));
     });
 
     let recl = recloser(RECOVERY);
     let recl = black_box(&recl);
     group.bench_function("recloser", |b| {
-        b.iter(|| black_box(recl.call(|| Ok::<_, ()>(black_box(x)))));
+        b.iter(|| consume(recl.call(|| Ok::<_, ()>(black_box(x)))));
     });
 
     let fs = failsafe(RECOVERY);
     let fs = black_box(&fs);
     group.bench_function("failsafe", |b| {
-        b.iter(|| black_box(fs.call(|| Ok::<_, ()>(black_box(x)))));
+        b.iter(|| consume(fs.call(|| Ok::<_, ()>(black_box(x)))));
     });
 
     group.finish();
@@ -123,10 +134,10 @@ fn open_reject(c: &mut Criterion) {
     let counter = quanta::Clock::new();
     let origin = counter.raw();
     group.bench_function("clock_read_counter", |b| {
-        b.iter(|| black_box(counter.delta_as_nanos(origin, counter.raw())));
+        b.iter(|| consume(counter.delta_as_nanos(origin, counter.raw())));
     });
     group.bench_function("clock_read_std", |b| {
-        b.iter(|| black_box(Instant::now()));
+        b.iter(|| consume(Instant::now()));
     });
 
     let breaker = ours(LONG_RECOVERY);
@@ -139,7 +150,7 @@ fn open_reject(c: &mut Criterion) {
         b.iter(|| {
             let result = breaker.call(|| Ok::<_, ()>(black_box(x)));
             debug_assert!(matches!(result, Err(CallError::Rejected(_))));
-            black_box(result)
+            consume(result);
         });
     });
 
@@ -153,7 +164,7 @@ fn open_reject(c: &mut Criterion) {
         b.iter(|| {
             let result = recl.call(|| Ok::<_, ()>(black_box(x)));
             debug_assert!(matches!(result, Err(recloser::Error::Rejected)));
-            black_box(result)
+            consume(result);
         });
     });
 
@@ -167,7 +178,7 @@ fn open_reject(c: &mut Criterion) {
         b.iter(|| {
             let result = fs.call(|| Ok::<_, ()>(black_box(x)));
             debug_assert!(matches!(result, Err(failsafe::Error::Rejected)));
-            black_box(result)
+            consume(result);
         });
     });
 
@@ -212,7 +223,7 @@ fn contended(c: &mut Criterion) {
     group.bench_function("circuit_runtime", |b| {
         b.iter_custom(|iters| {
             contended_run(iters, || {
-                let _ = black_box(black_box(&breaker).call(|| Ok::<_, ()>(black_box(x))));
+                consume(black_box(&breaker).call(|| Ok::<_, ()>(black_box(x))));
             })
         });
     });
@@ -221,7 +232,7 @@ fn contended(c: &mut Criterion) {
     group.bench_function("recloser", |b| {
         b.iter_custom(|iters| {
             contended_run(iters, || {
-                let _ = black_box(black_box(&recl).call(|| Ok::<_, ()>(black_box(x))));
+                consume(black_box(&recl).call(|| Ok::<_, ()>(black_box(x))));
             })
         });
     });
@@ -230,7 +241,7 @@ fn contended(c: &mut Criterion) {
     group.bench_function("failsafe", |b| {
         b.iter_custom(|iters| {
             contended_run(iters, || {
-                let _ = black_box(black_box(&fs).call(|| Ok::<_, ()>(black_box(x))));
+                consume(black_box(&fs).call(|| Ok::<_, ()>(black_box(x))));
             })
         });
     });
@@ -246,26 +257,32 @@ fn rate_window(c: &mut Criterion) {
     let breaker = ours_with_rate_window();
     let breaker = black_box(&breaker);
     group.bench_function("circuit_runtime", |b| {
-        b.iter(|| black_box(breaker.call(|| Ok::<_, ()>(black_box(x)))));
+        b.iter(|| consume(breaker.call(|| Ok::<_, ()>(black_box(x)))));
     });
 
     let recl = recloser(RECOVERY);
     let recl = black_box(&recl);
     group.bench_function("recloser", |b| {
-        b.iter(|| black_box(recl.call(|| Ok::<_, ()>(black_box(x)))));
+        b.iter(|| consume(recl.call(|| Ok::<_, ()>(black_box(x)))));
     });
 
     let fs = failsafe_with_rate_window();
     let fs = black_box(&fs);
     group.bench_function("failsafe", |b| {
-        b.iter(|| black_box(fs.call(|| Ok::<_, ()>(black_box(x)))));
+        b.iter(|| consume(fs.call(|| Ok::<_, ()>(black_box(x)))));
     });
 
     group.finish();
 }
 
 /// Polls a future that is ready on its first poll, as an executor would,
-/// without an executor's own costs in the measurement.
+/// without an executor's own costs in the measurement. Inlined, so the
+/// future is pinned where it is built, as `.await` does in an `async fn`:
+/// called, it took the future by copy, and the copy's wide loads of the
+/// future's narrow stores stalled, by how much depending on each future's
+/// layout rather than its work.
+#[allow(clippy::inline_always)] // the point, above
+#[inline(always)]
 fn poll_ready<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     match future
@@ -285,23 +302,43 @@ fn async_closed(c: &mut Criterion) {
     let x = 42_u64;
 
     group.bench_function("baseline", |b| {
-        b.iter(|| black_box(poll_ready(async { Ok::<_, ()>(black_box(x)) })));
+        b.iter(|| consume(poll_ready(async { Ok::<_, ()>(black_box(x)) })));
     });
 
     let breaker = ours(RECOVERY);
     let breaker = black_box(&breaker);
     group.bench_function("circuit_runtime", |b| {
         b.iter(|| {
-            black_box(poll_ready(
+            consume(poll_ready(
                 breaker.call_async(async { Ok::<_, ()>(black_box(x)) }),
-            ))
+            ));
         });
     });
 
     let recl = AsyncRecloser::from(recloser(RECOVERY));
     let recl = black_box(&recl);
     group.bench_function("recloser", |b| {
-        b.iter(|| black_box(poll_ready(recl.call(async { Ok::<_, ()>(black_box(x)) }))));
+        b.iter(|| consume(poll_ready(recl.call(async { Ok::<_, ()>(black_box(x)) }))));
+    });
+
+    // A tower layer: its closed path goes through `poll_ready` and `call`,
+    // and boxes the response future.
+    let layer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.5)
+        .sliding_window_size(100)
+        .wait_duration_in_open(RECOVERY)
+        .build()
+        .expect("a valid config");
+    let mut service = layer.layer_fn(tower::service_fn(|x: u64| async move {
+        Ok::<_, ()>(black_box(x))
+    }));
+    group.bench_function("tower_resilience", |b| {
+        b.iter(|| {
+            let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+            let ready = tower::Service::poll_ready(&mut service, &mut cx);
+            debug_assert!(matches!(ready, Poll::Ready(Ok(()))));
+            consume(poll_ready(tower::Service::call(&mut service, x)));
+        });
     });
 
     group.finish();

@@ -335,10 +335,7 @@ mod tests {
         let rejection = breaker.try_acquire().unwrap_err();
         let retry_after = rejection.retry_after().unwrap();
         assert!(retry_after <= open_for, "{retry_after:?}");
-        assert!(
-            retry_after > Duration::from_secs(30),
-            "{retry_after:?}"
-        );
+        assert!(retry_after > Duration::from_secs(30), "{retry_after:?}");
         assert_eq!(rejection.state(), State::Open);
     }
 

@@ -64,7 +64,7 @@ mod tagged;
 mod window;
 
 pub use breaker::permit::Permit;
-pub use breaker::{CircuitBreaker, State};
+pub use breaker::{CallFuture, CircuitBreaker, State};
 pub use clock::ManualClock;
 pub use config::{Config, ConfigBuilder, MAX_TRIAL_CALLS, MAX_WINDOW_SIZE};
 pub use error::{CallError, CircuitOpenError, ConfigError};

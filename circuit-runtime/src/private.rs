@@ -7,9 +7,12 @@
 
 use std::future::Future;
 use std::iter;
+use std::pin::Pin;
 use std::ptr;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
+use crate::breaker::permit::InFlight;
 use crate::{registry, CallError, CircuitBreaker, CircuitOpenError, ConfigBuilder, Permit};
 
 pub use crate::Config;
@@ -347,13 +350,105 @@ where
 /// escapes or the executor catches it. Dropped before it finishes, even by
 /// another panic's unwinding, it is a cancellation: the call counts as
 /// nothing and gives back its half-open slot.
-pub async fn finish_async<R, C, F>(permit: Permit<'_>, is_failure: C, body: F) -> R
+pub fn finish_async<R, C, F>(
+    permit: Permit<'_>,
+    is_failure: C,
+    body: F,
+) -> FinishAsync<'_, F, C, R::Err>
 where
     R: Fallible,
     C: Fn(&R::Err) -> bool,
     F: Future<Output = R>,
 {
-    permit.run_async(body, R::error, is_failure).await
+    FinishAsync {
+        call: InFlight::admitted(permit, body, is_failure),
+        error: R::error,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`finish_async`]. It keeps `R::error` as a function
+    /// of its own so that only `finish_async` asks for `R: Fallible`: a
+    /// function returning something else gets one error, at that call.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct FinishAsync<'a, F: Future, C, E> {
+        #[pin]
+        call: InFlight<'a, F, C>,
+        error: fn(&F::Output) -> Option<&E>,
+    }
+}
+
+impl<F, C, E> Future for FinishAsync<'_, F, C, E>
+where
+    F: Future,
+    C: Fn(&E) -> bool,
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        this.call.poll_call(cx, *this.error)
+    }
+}
+
+/// The whole call of an `async fn` without a fallback, as
+/// [`call_or_reject`] is for a sync one: the breaker asked on the first
+/// poll, a rejection turned into the function's own error. One call that
+/// asks for every bound, so a function returning something else gets one
+/// error.
+#[inline]
+pub fn call_async_or_reject<R, C, F>(
+    breaker: &CircuitBreaker,
+    is_failure: C,
+    body: F,
+) -> CallAsyncOrReject<'_, F, C, R::Err>
+where
+    R: Fallible,
+    R::Err: FromRejection,
+    C: Fn(&R::Err) -> bool,
+    F: Future<Output = R>,
+{
+    CallAsyncOrReject {
+        breaker: Some(breaker),
+        call: InFlight::new(body, is_failure),
+        error: R::error,
+        reject: reject::<R>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`call_async_or_reject`]; like [`FinishAsync`], its
+    /// `Future` impl asks for no bound of its own.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct CallAsyncOrReject<'a, F: Future, C, E> {
+        // `Some` until the first poll asks it for a permit.
+        breaker: Option<&'a CircuitBreaker>,
+        #[pin]
+        call: InFlight<'a, F, C>,
+        error: fn(&F::Output) -> Option<&E>,
+        reject: fn(CircuitOpenError) -> F::Output,
+    }
+}
+
+impl<F, C, E> Future for CallAsyncOrReject<'_, F, C, E>
+where
+    F: Future,
+    C: Fn(&E) -> bool,
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        if let Some(breaker) = this.breaker.take() {
+            match this.call.as_mut().ask(breaker) {
+                Ok(()) => {}
+                Err(rejection) => return Poll::Ready((this.reject)(rejection)),
+            }
+        }
+        this.call.poll_call(cx, *this.error)
+    }
 }
 
 #[cfg(test)]

@@ -28,8 +28,14 @@ async fn lookup() -> Option<u32> {
     Some(1)
 }
 
+#[circuit_breaker(name = "search")]
+async fn search() -> Vec<u32> {
+    Vec::new()
+}
+
 fn main() {
     let _ = fetch();
     log("x");
     drop(lookup());
+    drop(search());
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::permit::{Admission, Permit};
-use super::words::{generation_of, state_of, tag_of, trial_fields, trial_value};
+use super::words::{generation_of, is_closed, state_of, tag_of, trial_fields, trial_value};
 use super::{CircuitBreaker, State};
 use crate::error::CircuitOpenError;
 use crate::events::TransitionCause;
@@ -49,35 +49,57 @@ impl CircuitBreaker {
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, CircuitOpenError> {
         let word = self.state.load(Ordering::Acquire);
-        match state_of(word) {
-            State::Closed | State::Disabled => Ok(self.admit(word, false)),
-            _ => self.try_acquire_slow(word),
+        if is_closed(word) {
+            Ok(self.admit_closed(word))
+        } else {
+            self.try_acquire_slow(word)
         }
+    }
+
+    /// Admits a call into the closed period `word`. Apart from
+    /// [`admit`](Self::admit) so the state is a constant the verdict's
+    /// checks fold away.
+    #[inline]
+    pub(super) fn admit_closed(&self, word: u64) -> Permit<'_> {
+        Permit::new(
+            self,
+            Admission {
+                generation: generation_of(word),
+                state: State::Closed,
+                trial: false,
+                started_at: self.call_started_at(),
+            },
+        )
     }
 
     #[inline]
     pub(super) fn admit(&self, word: u64, trial: bool) -> Permit<'_> {
-        let started_at = if self.config.slow_call_duration().is_some() {
-            self.call_started_at()
-        } else {
-            0
-        };
         Permit::new(
             self,
             Admission {
                 generation: generation_of(word),
                 state: state_of(word),
                 trial,
-                started_at,
+                started_at: self.call_started_at(),
             },
         )
     }
 
-    /// The clock read of a call that a slow-call rule will time: out of line,
-    /// so the untimed closed path carries none of its code.
+    /// When a call a slow-call rule will time began, or 0 (no rule: no
+    /// clock read).
+    #[inline]
+    fn call_started_at(&self) -> u64 {
+        if self.config.slow_call_duration().is_some() {
+            self.read_start_time()
+        } else {
+            0
+        }
+    }
+
+    /// Out of line, so the untimed closed path carries none of its code.
     #[cold]
     #[inline(never)]
-    fn call_started_at(&self) -> u64 {
+    fn read_start_time(&self) -> u64 {
         self.timeline.now_nanos()
     }
 

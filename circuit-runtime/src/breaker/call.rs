@@ -1,10 +1,13 @@
 //! The one-step calls: acquire, run the caller's closure or future, record
 //! its outcome.
 
+use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use super::permit::Permit;
-use super::words::state_of;
+use super::permit::{InFlight, Permit};
+use super::words::{is_closed, state_of};
 use super::{CircuitBreaker, State};
 use crate::error::CallError;
 use crate::sync::Ordering;
@@ -62,8 +65,8 @@ impl CircuitBreaker {
         // in pieces whose reloads stall store forwarding, which tripled the
         // closed path's overhead. Apart, the permit stays in registers.
         let word = self.state.load(Ordering::Acquire);
-        if let State::Closed | State::Disabled = state_of(word) {
-            return Self::run(self.admit(word, false), is_failure, f);
+        if is_closed(word) {
+            return Self::run(self.admit_closed(word), is_failure, f);
         }
         self.call_with_slow(word, is_failure, f)
     }
@@ -123,11 +126,11 @@ impl CircuitBreaker {
     /// # Ok::<(), circuit_runtime::CallError<std::io::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub async fn call_async<T, E, F>(&self, fut: F) -> Result<T, CallError<E>>
+    pub fn call_async<T, E, F>(&self, fut: F) -> CallFuture<'_, F, fn(&E) -> bool>
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.call_async_with(|_: &E| true, fut).await
+        self.call_async_with(|_: &E| true, fut)
     }
 
     /// The async twin of [`call_with`](Self::call_with).
@@ -147,18 +150,65 @@ impl CircuitBreaker {
     /// assert_eq!(breaker.metrics().ignored_calls, 1);
     /// # });
     /// ```
-    pub async fn call_async_with<T, E, F>(
-        &self,
-        is_failure: impl Fn(&E) -> bool,
-        fut: F,
-    ) -> Result<T, CallError<E>>
+    pub fn call_async_with<T, E, F, C>(&self, is_failure: C, fut: F) -> CallFuture<'_, F, C>
     where
         F: Future<Output = Result<T, E>>,
+        C: Fn(&E) -> bool,
     {
-        let permit = self.try_acquire().map_err(CallError::Rejected)?;
-        permit
-            .run_async(fut, |result| result.as_ref().err(), is_failure)
-            .await
-            .map_err(CallError::Failed)
+        CallFuture {
+            breaker: Some(self),
+            call: InFlight::new(fut, is_failure),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`CircuitBreaker::call_async`] and
+    /// [`call_async_with`](CircuitBreaker::call_async_with): asks the
+    /// breaker on its first poll, then runs the call.
+    ///
+    /// ```
+    /// use circuit_runtime::{CallFuture, CircuitBreaker, Config};
+    ///
+    /// let breaker = CircuitBreaker::new("quotes", Config::default());
+    /// let call: CallFuture<'_, _, _> = breaker.call_async(async { Ok::<_, ()>(7) });
+    /// assert_eq!(futures::executor::block_on(call), Ok(7));
+    /// ```
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct CallFuture<'a, F, C> {
+        // `Some` until the first poll asks it for a permit.
+        breaker: Option<&'a CircuitBreaker>,
+        #[pin]
+        call: InFlight<'a, F, C>,
+    }
+}
+
+impl<T, E, F, C> Future for CallFuture<'_, F, C>
+where
+    F: Future<Output = Result<T, E>>,
+    C: Fn(&E) -> bool,
+{
+    type Output = Result<T, CallError<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(breaker) = this.breaker.take() {
+            match this.call.as_mut().ask(breaker) {
+                Ok(()) => {}
+                Err(rejection) => return Poll::Ready(Err(CallError::Rejected(rejection))),
+            }
+        }
+        this.call
+            .poll_call(cx, |result| result.as_ref().err())
+            .map(|result| result.map_err(CallError::Failed))
+    }
+}
+
+impl<F, C> fmt::Debug for CallFuture<'_, F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallFuture")
+            .field("admitted", &self.breaker.is_none())
+            .finish_non_exhaustive()
     }
 }

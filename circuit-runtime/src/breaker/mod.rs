@@ -51,6 +51,7 @@ use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::tagged;
 use crate::window::{Tally, Window};
 
+pub use call::CallFuture;
 pub use state::State;
 use words::{generation_of, pack_state, state_of, tag_of};
 

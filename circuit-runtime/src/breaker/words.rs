@@ -17,6 +17,13 @@ pub(super) fn state_of(word: u64) -> State {
     State::from_code(word & ((1 << STATE_BITS) - 1))
 }
 
+/// Whether the state word is closed: one comparison, for the hot path,
+/// where `state_of`'s decoding into a `State` cost a lookup.
+#[inline]
+pub(super) fn is_closed(word: u64) -> bool {
+    word & ((1 << STATE_BITS) - 1) == State::Closed.code()
+}
+
 pub(super) fn generation_of(word: u64) -> u64 {
     word >> STATE_BITS
 }
