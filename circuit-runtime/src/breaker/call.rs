@@ -68,6 +68,15 @@ impl CircuitBreaker {
         if is_closed(word) {
             return Self::run(self.admit_closed(word), is_failure, f);
         }
+        // The common rejection, built straight into the caller's return
+        // slot: returned from another function, its copy stalled.
+        if state_of(word) == State::Open {
+            if let Some(retry_after) = self.nanos_left_open() {
+                return Err(CallError::Rejected(
+                    self.reject(State::Open, Some(retry_after)),
+                ));
+            }
+        }
         self.call_with_slow(word, is_failure, f)
     }
 
@@ -79,15 +88,6 @@ impl CircuitBreaker {
         is_failure: impl Fn(&E) -> bool,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, CallError<E>> {
-        // The common rejection, built straight into the caller's return
-        // slot: through `try_acquire_slow`'s result the error was copied
-        // twice more, each copy a store-forwarding stall.
-        if state_of(word) == State::Open {
-            if let Some(retry_after) = self.nanos_left_open() {
-                let rejection = self.reject(State::Open, Some(retry_after));
-                return Err(CallError::Rejected(rejection));
-            }
-        }
         let permit = self.try_acquire_slow(word).map_err(CallError::Rejected)?;
         Self::run(permit, is_failure, f)
     }
