@@ -26,17 +26,19 @@ pub(crate) struct Tally {
 
 impl Tally {
     pub(crate) fn failure_rate(self) -> Option<f64> {
-        ratio(self.failures, self.calls)
+        Self::ratio(self.failures, self.calls)
     }
 
     pub(crate) fn slow_call_rate(self) -> Option<f64> {
-        ratio(self.slow, self.calls)
+        Self::ratio(self.slow, self.calls)
     }
-}
 
-#[allow(clippy::cast_precision_loss)] // counts far below 2^52
-fn ratio(part: u64, whole: u64) -> Option<f64> {
-    (whole > 0).then(|| part as f64 / whole as f64)
+    /// `part / whole`, the one way a rate is computed, or `None` for an
+    /// empty window.
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    pub(crate) fn ratio(part: u64, whole: u64) -> Option<f64> {
+        (whole > 0).then(|| part as f64 / whole as f64)
+    }
 }
 
 /// The window of one closed period at a time.
