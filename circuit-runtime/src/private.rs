@@ -272,7 +272,7 @@ where
     C: Fn(&R::Err) -> bool,
     F: FnOnce() -> R,
 {
-    match breaker.call_with(is_failure, || body().into_result()) {
+    match breaker.call_with_closed_inline(is_failure, || body().into_result()) {
         Ok(ok) => R::from_ok(ok),
         Err(CallError::Failed(err)) => R::from_err(err),
         Err(CallError::Rejected(rejection)) => reject(rejection),

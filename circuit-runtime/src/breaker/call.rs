@@ -80,6 +80,24 @@ impl CircuitBreaker {
         self.call_with_slow(word, is_failure, f)
     }
 
+    /// [`call_with`](Self::call_with) with only the closed path inline, for
+    /// the attribute's generated code: inlined into a protected function,
+    /// the open rejection's clock read cost its closed path about 3 ns
+    /// (`attribute` bench), while a direct `call_with` keeps it inline,
+    /// where it saves a rejection 5 to 8 ns (`open_reject` bench).
+    #[inline]
+    pub(crate) fn call_with_closed_inline<T, E>(
+        &self,
+        is_failure: impl Fn(&E) -> bool,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        let word = self.state.load(Ordering::Acquire);
+        if is_closed(word) {
+            return Self::run(self.admit_closed(word), is_failure, f);
+        }
+        self.call_with_slow(word, is_failure, f)
+    }
+
     #[cold]
     #[inline(never)]
     fn call_with_slow<T, E>(
@@ -88,6 +106,15 @@ impl CircuitBreaker {
         is_failure: impl Fn(&E) -> bool,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, CallError<E>> {
+        // The open rejection once more, for `call_with_closed_inline`,
+        // built straight into the caller's return slot.
+        if state_of(word) == State::Open {
+            if let Some(retry_after) = self.nanos_left_open() {
+                return Err(CallError::Rejected(
+                    self.reject(State::Open, Some(retry_after)),
+                ));
+            }
+        }
         let permit = self.try_acquire_slow(word).map_err(CallError::Rejected)?;
         Self::run(permit, is_failure, f)
     }
