@@ -388,7 +388,9 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        this.call.poll_call(cx, *this.error)
+        this.call.poll_call(cx, *this.error).map(|outcome| {
+            outcome.unwrap_or_else(|_| unreachable!("an admitted call is never rejected"))
+        })
     }
 }
 
@@ -410,8 +412,7 @@ where
     F: Future<Output = R>,
 {
     CallAsyncOrReject {
-        breaker: Some(breaker),
-        call: InFlight::new(body, is_failure),
+        call: InFlight::new(breaker, body, is_failure),
         error: R::error,
         reject: reject::<R>,
     }
@@ -422,8 +423,6 @@ pin_project_lite::pin_project! {
     /// `Future` impl asks for no bound of its own.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct CallAsyncOrReject<'a, F: Future, C, E> {
-        // `Some` until the first poll asks it for a permit.
-        breaker: Option<&'a CircuitBreaker>,
         #[pin]
         call: InFlight<'a, F, C>,
         error: fn(&F::Output) -> Option<&E>,
@@ -440,14 +439,11 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let mut this = self.project();
-        if let Some(breaker) = this.breaker.take() {
-            match this.call.as_mut().ask(breaker) {
-                Ok(()) => {}
-                Err(rejection) => return Poll::Ready((this.reject)(rejection)),
-            }
-        }
-        this.call.poll_call(cx, *this.error)
+        let this = self.project();
+        let reject = *this.reject;
+        this.call
+            .poll_call(cx, *this.error)
+            .map(|outcome| outcome.unwrap_or_else(reject))
     }
 }
 

@@ -183,8 +183,7 @@ impl CircuitBreaker {
         C: Fn(&E) -> bool,
     {
         CallFuture {
-            breaker: Some(self),
-            call: InFlight::new(fut, is_failure),
+            call: InFlight::new(self, fut, is_failure),
         }
     }
 }
@@ -203,8 +202,6 @@ pin_project_lite::pin_project! {
     /// ```
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct CallFuture<'a, F, C> {
-        // `Some` until the first poll asks it for a permit.
-        breaker: Option<&'a CircuitBreaker>,
         #[pin]
         call: InFlight<'a, F, C>,
     }
@@ -219,23 +216,20 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Some(breaker) = this.breaker.take() {
-            match this.call.as_mut().ask(breaker) {
-                Ok(()) => {}
-                Err(rejection) => return Poll::Ready(Err(CallError::Rejected(rejection))),
-            }
-        }
-        this.call
+        self.project()
+            .call
             .poll_call(cx, |result| result.as_ref().err())
-            .map(|result| result.map_err(CallError::Failed))
+            .map(|outcome| match outcome {
+                Ok(result) => result.map_err(CallError::Failed),
+                Err(rejection) => Err(CallError::Rejected(rejection)),
+            })
     }
 }
 
 impl<F, C> fmt::Debug for CallFuture<'_, F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallFuture")
-            .field("admitted", &self.breaker.is_none())
+            .field("admitted", &self.call.has_asked())
             .finish_non_exhaustive()
     }
 }

@@ -225,79 +225,86 @@ impl fmt::Debug for Permit<'_> {
 }
 
 pin_project_lite::pin_project! {
-    /// A call in flight: its own future, polled under its permit, and the
-    /// permit given its verdict when the future completes. The one
-    /// run-and-record step of every async call, written out as a future
-    /// rather than an `async fn`: each `async` layer stored its own copy of
-    /// the state and its own resume point, and three of them cost the
-    /// closed path more than the breaker's work (`async_closed` bench).
+    /// A call in flight: asks its breaker on its first poll, then polls its
+    /// own future under the permit, and gives the permit its verdict when
+    /// the future completes. The one ask-run-and-record step of every async
+    /// call, written out as a future rather than an `async fn`: each
+    /// `async` layer stored its own copy of the state and its own resume
+    /// point, and three of them cost the closed path more than the
+    /// breaker's work (`async_closed` bench).
     pub(crate) struct InFlight<'a, F, C> {
         #[pin]
         body: F,
+        // `Some` until the first poll asks it for a permit.
+        breaker: Option<&'a CircuitBreaker>,
         // `None` before the call is admitted and after it completes.
         permit: Option<Permit<'a>>,
         is_failure: C,
     }
 }
 
+impl<F, C> InFlight<'_, F, C> {
+    /// Whether the call has asked its breaker (and was admitted or
+    /// rejected).
+    pub(crate) fn has_asked(&self) -> bool {
+        self.breaker.is_none()
+    }
+}
+
 impl<'a, F: Future, C> InFlight<'a, F, C> {
-    /// A call not admitted yet: see [`admit`](Self::admit).
-    pub(crate) fn new(body: F, is_failure: C) -> Self {
+    /// A call that asks `breaker` on its first poll.
+    pub(crate) fn new(breaker: &'a CircuitBreaker, body: F, is_failure: C) -> Self {
         Self {
             body,
+            breaker: Some(breaker),
             permit: None,
             is_failure,
         }
     }
 
-    /// A call already admitted under `permit`.
+    /// A call already admitted under `permit`: it is never rejected.
     pub(crate) fn admitted(permit: Permit<'a>, body: F, is_failure: C) -> Self {
         Self {
             body,
+            breaker: None,
             permit: Some(permit),
             is_failure,
         }
     }
 
-    /// Asks `breaker` to admit the call, which then runs from its next
-    /// poll on.
+    /// Asks the breaker on the first poll, then polls the call's future;
+    /// when it completes, gives the permit the verdict for the error
+    /// `error` finds in its output.
     ///
     /// The closed case builds the permit where it is kept: through
     /// `try_acquire`'s `Result` it was built on the stack and copied, and
     /// the copy's wide loads of its narrow stores stalled (`async_closed`
     /// bench).
-    #[inline]
-    pub(crate) fn ask(
-        self: Pin<&mut Self>,
-        breaker: &'a CircuitBreaker,
-    ) -> Result<(), CircuitOpenError> {
-        let slot = self.project().permit;
-        let word = breaker.state.load(Ordering::Acquire);
-        if is_closed(word) {
-            *slot = Some(breaker.admit_closed(word));
-        } else {
-            *slot = Some(breaker.try_acquire_slow(word)?);
-        }
-        Ok(())
-    }
-
-    /// Polls the call's future; when it completes, gives the permit the
-    /// verdict for the error `error` finds in its output.
     ///
     /// # Panics
     ///
-    /// When polled without a permit: before [`admit`](Self::admit), or
-    /// again after completing.
+    /// When polled again after completing or being rejected.
     #[inline]
     pub(crate) fn poll_call<E>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         error: impl FnOnce(&F::Output) -> Option<&E>,
-    ) -> Poll<F::Output>
+    ) -> Poll<Result<F::Output, CircuitOpenError>>
     where
         C: Fn(&E) -> bool,
     {
         let this = self.project();
+        if let Some(breaker) = this.breaker.take() {
+            let word = breaker.state.load(Ordering::Acquire);
+            if is_closed(word) {
+                *this.permit = Some(breaker.admit_closed(word));
+            } else {
+                match breaker.try_acquire_slow(word) {
+                    Ok(permit) => *this.permit = Some(permit),
+                    Err(rejection) => return Poll::Ready(Err(rejection)),
+                }
+            }
+        }
         let permit = this
             .permit
             .as_mut()
@@ -308,6 +315,6 @@ impl<'a, F: Future, C> InFlight<'a, F, C> {
         if let Some(permit) = this.permit.take() {
             permit.finish(error(&outcome), &*this.is_failure);
         }
-        Poll::Ready(outcome)
+        Poll::Ready(Ok(outcome))
     }
 }
