@@ -4,44 +4,14 @@
 //! is parsed on its own, so one malformed pair does not hide the mistakes in
 //! the others: every error is collected and reported together.
 
+use circuit_spec::{Key, Problem, Raw, Value};
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, Token, UnOp};
 
-use crate::duration;
 use crate::errors::Errors;
-
-/// The kind of value a runtime option takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A whole number of calls (`u32`).
-    Count,
-    /// A real number (`f64`).
-    Number,
-    /// A duration: `"250ms"` or an integer of seconds.
-    Duration,
-}
-
-/// Every runtime option: its key (the name of its `ConfigBuilder` method),
-/// its kind, and the example the error messages suggest.
-pub const OPTIONS: &[(&str, Kind, &str)] = &[
-    ("failure_threshold", Kind::Count, "5"),
-    ("success_threshold", Kind::Count, "1"),
-    ("half_open_max_calls", Kind::Count, "1"),
-    ("window_size", Kind::Count, "10"),
-    ("minimum_calls", Kind::Count, "10"),
-    ("failure_rate_threshold", Kind::Number, "0.5"),
-    ("slow_call_rate_threshold", Kind::Number, "0.5"),
-    ("recovery_backoff", Kind::Number, "2.0"),
-    ("jitter", Kind::Number, "0.1"),
-    ("recovery_timeout", Kind::Duration, "\"30s\""),
-    ("window_duration", Kind::Duration, "\"10s\""),
-    ("slow_call_duration", Kind::Duration, "\"2s\""),
-    ("max_recovery_timeout", Kind::Duration, "\"10m\""),
-    ("half_open_timeout", Kind::Duration, "\"60s\""),
-];
 
 /// The keys that are not runtime options, with the example the error
 /// messages suggest.
@@ -82,6 +52,8 @@ pub enum FallbackOn {
 /// One runtime option, `failure_threshold = 5`.
 pub struct ConfigOption {
     pub key: Ident,
+    /// The option `key` names.
+    pub option: Key,
     pub value: Value,
     /// The value's tokens, where range errors point.
     pub tokens: TokenStream,
@@ -89,24 +61,15 @@ pub struct ConfigOption {
     pub written: String,
 }
 
-/// An option's value, checked for kind but not yet for range.
-#[derive(Clone, Copy, Debug)]
-pub enum Value {
-    /// A whole number; negative values are kept so the range check can
-    /// name them.
-    Integer(i128),
-    Number(f64),
-    Duration(std::time::Duration),
-}
-
 /// The example value for `key`, for messages that say what to write.
 pub fn example(key: &str) -> &'static str {
-    OPTIONS
-        .iter()
-        .map(|&(k, _, e)| (k, e))
-        .chain(OTHER_KEYS.iter().copied())
-        .find(|&(k, _)| k == key)
-        .map_or("...", |(_, e)| e)
+    match Key::from_name(key) {
+        Some(option) => option.spec().example,
+        None => OTHER_KEYS
+            .iter()
+            .find(|&&(k, _)| k == key)
+            .map_or("...", |&(_, e)| e),
+    }
 }
 
 /// Parses the attribute's tokens, adding every mistake to `errors`.
@@ -187,8 +150,7 @@ impl Args {
     /// for all keys, then checks the value's kind.
     fn set(&mut self, Pair { key, value }: Pair, errors: &mut Errors) {
         let name = key.to_string();
-        let known = OPTIONS.iter().any(|&(k, _, _)| k == name)
-            || OTHER_KEYS.iter().any(|&(k, _)| k == name);
+        let known = Key::from_name(&name).is_some() || OTHER_KEYS.iter().any(|&(k, _)| k == name);
         if !known {
             errors.push(syn::Error::new(key.span(), unknown_key_message(&name)));
             return;
@@ -211,14 +173,11 @@ impl Args {
             "config" => path(&key, &value).map(|path| self.config = Some((key.clone(), path))),
             "fallback_on" => fallback_on(&key, &value).map(|on| self.fallback_on = Some(on)),
             _ => {
-                let kind = OPTIONS
-                    .iter()
-                    .find(|&&(k, _, _)| k == name)
-                    .map(|&(_, kind, _)| kind)
-                    .expect("known option");
-                option_value(&key, kind, &value).map(|parsed| {
+                let option = Key::from_name(&name).expect("known option");
+                option_value(option, &value).map(|parsed| {
                     self.options.push(ConfigOption {
                         key: key.clone(),
+                        option,
                         value: parsed,
                         tokens: value.to_token_stream(),
                         written: value.to_token_stream().to_string().replace(' ', ""),
@@ -232,23 +191,18 @@ impl Args {
     }
 
     /// The option written under `key`, if any.
-    pub fn option(&self, key: &str) -> Option<&ConfigOption> {
-        self.options.iter().find(|option| option.key == key)
+    pub fn option(&self, key: Key) -> Option<&ConfigOption> {
+        self.options.iter().find(|option| option.option == key)
     }
 }
 
 fn unknown_key_message(name: &str) -> String {
-    let all = OPTIONS
-        .iter()
-        .map(|&(k, _, _)| k)
+    let all = Key::ALL
+        .into_iter()
+        .map(Key::name)
         .chain(OTHER_KEYS.iter().map(|&(k, _)| k));
-    let nearest = all
-        .clone()
-        .map(|k| (distance(name, k), k))
-        .min_by_key(|&(d, _)| d)
-        .filter(|&(d, k)| d <= (k.len() / 3).max(2));
-    match nearest {
-        Some((_, k)) => format!(
+    match circuit_spec::nearest(name, all.clone().map(|k| (k, k))) {
+        Some(k) => format!(
             "unknown key `{name}`: did you mean `{k}`? write `{k} = {}`",
             example(k)
         ),
@@ -257,24 +211,6 @@ fn unknown_key_message(name: &str) -> String {
             all.collect::<Vec<_>>().join(", ")
         ),
     }
-}
-
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != cb))
-                .min(row[j] + 1)
-                .min(above + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 fn lit_str(key: &Ident, value: &Expr) -> syn::Result<LitStr> {
@@ -329,66 +265,63 @@ fn fallback_on(key: &Ident, value: &Expr) -> syn::Result<(FallbackOn, Span)> {
     }
 }
 
-/// A number, with its sign if negative.
-enum Numeric {
+/// A literal an option may take, with its sign if negative.
+enum Literal {
     Int(i128),
     Float(f64),
     Str(LitStr),
 }
 
-fn numeric(value: &Expr) -> Option<syn::Result<Numeric>> {
+fn literal(value: &Expr) -> Option<syn::Result<Literal>> {
     match value {
         Expr::Lit(ExprLit { lit, .. }) => match lit {
-            Lit::Int(int) => Some(int.base10_parse::<i128>().map(Numeric::Int)),
-            Lit::Float(float) => Some(float.base10_parse::<f64>().map(Numeric::Float)),
-            Lit::Str(lit) => Some(Ok(Numeric::Str(lit.clone()))),
+            Lit::Int(int) => Some(int.base10_parse::<i128>().map(Literal::Int)),
+            Lit::Float(float) => Some(float.base10_parse::<f64>().map(Literal::Float)),
+            Lit::Str(lit) => Some(Ok(Literal::Str(lit.clone()))),
             _ => None,
         },
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_),
             expr,
             ..
-        }) => match numeric(expr)? {
-            Ok(Numeric::Int(int)) => Some(Ok(Numeric::Int(-int))),
-            Ok(Numeric::Float(float)) => Some(Ok(Numeric::Float(-float))),
-            Ok(Numeric::Str(_)) => None,
+        }) => match literal(expr)? {
+            Ok(Literal::Int(int)) => Some(Ok(Literal::Int(-int))),
+            Ok(Literal::Float(float)) => Some(Ok(Literal::Float(-float))),
+            Ok(Literal::Str(_)) => None,
             Err(err) => Some(Err(err)),
         },
         _ => None,
     }
 }
 
-fn option_value(key: &Ident, kind: Kind, value: &Expr) -> syn::Result<Value> {
-    let example = example(&key.to_string());
-    let wrong = |what: &str| {
-        syn::Error::new_spanned(
-            value,
-            format!("`{key}` takes {what}: write `{key} = {example}`"),
-        )
+/// Reads an option's literal by the option table's rules, spanning a
+/// mistake at the literal.
+fn option_value(option: Key, value: &Expr) -> syn::Result<Value> {
+    let literal = literal(value).transpose()?;
+    let text;
+    let raw = match &literal {
+        // Saturated: a number that large is out of range either way, and
+        // the message shows it as written.
+        Some(Literal::Int(int)) => {
+            Raw::Integer(i64::try_from(*int).unwrap_or(if *int < 0 { i64::MIN } else { i64::MAX }))
+        }
+        Some(Literal::Float(float)) => Raw::Float(*float),
+        Some(Literal::Str(lit)) => {
+            text = lit.value();
+            Raw::Str(&text)
+        }
+        None => Raw::Other("an expression"),
     };
-    let parsed = numeric(value).transpose()?;
-    match (kind, parsed) {
-        (Kind::Count, Some(Numeric::Int(int))) => Ok(Value::Integer(int)),
-        (Kind::Count, _) => Err(wrong("a whole number")),
-        #[allow(clippy::cast_precision_loss)] // thresholds are small
-        (Kind::Number, Some(Numeric::Int(int))) => Ok(Value::Number(int as f64)),
-        (Kind::Number, Some(Numeric::Float(float))) => Ok(Value::Number(float)),
-        (Kind::Number, _) => Err(wrong("a number, without quotes")),
-        (Kind::Duration, Some(Numeric::Str(lit))) => duration::parse(&lit.value())
-            .map(Value::Duration)
-            .map_err(|message| syn::Error::new(lit.span(), format!("`{key}`: {message}"))),
-        (Kind::Duration, Some(Numeric::Int(int))) => u64::try_from(int)
-            .map(|secs| Value::Duration(std::time::Duration::from_secs(secs)))
-            .map_err(|_| {
-                syn::Error::new_spanned(
-                    value,
-                    format!("`{key}` must be greater than zero: write `{key} = {example}`"),
-                )
-            }),
-        (Kind::Duration, _) => Err(wrong(
-            "a duration: a string with a unit (\"250ms\", \"30s\", \"2m\", \"1h\") or an integer of seconds",
-        )),
-    }
+    option.value_from(raw).map_err(|problem| {
+        let written = value.to_token_stream().to_string().replace(' ', "");
+        let message = problem.explain(|_, _| written.clone());
+        match (&problem, &literal) {
+            (Problem::BadDuration { .. }, Some(Literal::Str(lit))) => {
+                syn::Error::new(lit.span(), message)
+            }
+            _ => syn::Error::new_spanned(value, message),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{parse_quote, FnArg, Ident, Pat, Path, ReturnType, Type};
 
-use crate::args::{self, Args, FallbackOn, Value};
+use circuit_spec::Value;
+
+use crate::args::{self, Args, FallbackOn};
 use crate::errors::Errors;
 use crate::item::{self, Function};
 use crate::validate;
@@ -352,7 +354,7 @@ fn config(args: &Args, private: &TokenStream, name: &TokenStream) -> TokenStream
     let setters = args.options.iter().map(|option| {
         let key = &option.key;
         let value = match option.value {
-            Value::Integer(value) => {
+            Value::Count(value) => {
                 let value = u32::try_from(value).expect("validated range");
                 Literal::u32_unsuffixed(value).into_token_stream()
             }

@@ -3,7 +3,6 @@
 //! describes every key.
 
 mod args;
-mod duration;
 mod errors;
 mod expand;
 mod item;

@@ -1,7 +1,10 @@
-//! How a breaker decides: thresholds, windows, timeouts. Built once through
-//! [`ConfigBuilder`], validated, then read-only.
+//! How a breaker decides: thresholds, windows, timeouts. Built through
+//! [`ConfigBuilder`] and checked against the option table of
+//! `circuit-spec`, the one the attribute and the file loader check too.
 
 use std::time::Duration;
+
+use circuit_spec::{Key, Problem, Resolved, Settings, Value};
 
 use crate::clock::{Clock, ManualClock};
 use crate::error::ConfigError;
@@ -9,11 +12,11 @@ use crate::error::ConfigError;
 /// The largest `success_threshold` and `half_open_max_calls`: both are
 /// packed into 16-bit fields of one atomic word so a trial is admitted with a
 /// single compare-and-swap.
-pub const MAX_TRIAL_CALLS: u32 = u16::MAX as u32;
+pub const MAX_TRIAL_CALLS: u32 = circuit_spec::MAX_TRIAL_CALLS;
 
 /// The largest `window_size`: each outcome in a count window is one 8-byte
 /// atomic word, so the largest window takes 8 MB.
-pub const MAX_WINDOW_SIZE: u32 = 1_000_000;
+pub const MAX_WINDOW_SIZE: u32 = circuit_spec::MAX_WINDOW_SIZE;
 
 /// The validated settings of one breaker.
 ///
@@ -34,21 +37,10 @@ pub const MAX_WINDOW_SIZE: u32 = 1_000_000;
 /// assert_eq!(config.minimum_calls(), 10);
 /// # Ok::<(), circuit_runtime::ConfigError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Config {
-    failure_threshold: u32,
-    success_threshold: u32,
-    half_open_max_calls: u32,
-    recovery_timeout: Duration,
-    failure_rate_threshold: Option<f64>,
-    window: WindowKind,
-    minimum_calls: u32,
-    slow_call_duration: Option<Duration>,
-    slow_call_rate_threshold: Option<f64>,
-    recovery_backoff: f64,
-    max_recovery_timeout: Duration,
-    jitter: f64,
-    half_open_timeout: Duration,
+    /// Every option in force.
+    resolved: Resolved,
     pub(crate) clock: Clock,
 }
 
@@ -61,13 +53,6 @@ pub(crate) enum WindowKind {
     Duration(Duration),
 }
 
-const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
-const DEFAULT_WINDOW_SIZE: u32 = 10;
-const DEFAULT_MINIMUM_CALLS: u32 = 10;
-const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
-const DEFAULT_MAX_RECOVERY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-const DEFAULT_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(60);
-
 impl Default for Config {
     /// Trip after 5 consecutive failures, try again after 60 seconds with a
     /// single trial call, no rate rules.
@@ -78,22 +63,17 @@ impl Default for Config {
     /// assert_eq!(config.recovery_timeout(), std::time::Duration::from_secs(60));
     /// ```
     fn default() -> Self {
-        Self {
-            failure_threshold: DEFAULT_FAILURE_THRESHOLD,
-            success_threshold: 1,
-            half_open_max_calls: 1,
-            recovery_timeout: DEFAULT_RECOVERY_TIMEOUT,
-            failure_rate_threshold: None,
-            window: WindowKind::Calls(DEFAULT_WINDOW_SIZE),
-            minimum_calls: DEFAULT_MINIMUM_CALLS,
-            slow_call_duration: None,
-            slow_call_rate_threshold: None,
-            recovery_backoff: 1.0,
-            max_recovery_timeout: DEFAULT_MAX_RECOVERY_TIMEOUT,
-            jitter: 0.0,
-            half_open_timeout: DEFAULT_HALF_OPEN_TIMEOUT,
-            clock: Clock::Monotonic,
-        }
+        Self::from_settings(&Settings::new(), Clock::Monotonic)
+            .expect("the option table's defaults are valid")
+    }
+}
+
+/// Two configurations are equal when every option has the same value and
+/// they read the same clock; whether a value was set or defaulted does not
+/// matter.
+impl PartialEq for Config {
+    fn eq(&self, other: &Self) -> bool {
+        self.resolved == other.resolved && self.clock == other.clock
     }
 }
 
@@ -115,7 +95,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().failure_threshold(), 5);
     /// ```
     pub fn failure_threshold(&self) -> u32 {
-        self.failure_threshold
+        self.resolved.count(Key::FailureThreshold)
     }
 
     /// Consecutive trial successes that close a half-open breaker.
@@ -124,7 +104,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().success_threshold(), 1);
     /// ```
     pub fn success_threshold(&self) -> u32 {
-        self.success_threshold
+        self.resolved.count(Key::SuccessThreshold)
     }
 
     /// Trial calls a half-open breaker lets run at once.
@@ -133,7 +113,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().half_open_max_calls(), 1);
     /// ```
     pub fn half_open_max_calls(&self) -> u32 {
-        self.half_open_max_calls
+        self.resolved.count(Key::HalfOpenMaxCalls)
     }
 
     /// How long a breaker stays open before its first trial.
@@ -143,7 +123,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().recovery_timeout(), Duration::from_secs(60));
     /// ```
     pub fn recovery_timeout(&self) -> Duration {
-        self.recovery_timeout
+        self.duration(Key::RecoveryTimeout)
     }
 
     /// The failure rate over the window that trips the breaker, if any.
@@ -152,7 +132,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().failure_rate_threshold(), None);
     /// ```
     pub fn failure_rate_threshold(&self) -> Option<f64> {
-        self.failure_rate_threshold
+        self.resolved.number(Key::FailureRateThreshold)
     }
 
     /// The number of outcomes a count window holds, or `None` for a time window.
@@ -161,10 +141,9 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().window_size(), Some(10));
     /// ```
     pub fn window_size(&self) -> Option<u32> {
-        match self.window {
-            WindowKind::Calls(size) => Some(size),
-            WindowKind::Duration(_) => None,
-        }
+        self.resolved
+            .get(Key::WindowSize)
+            .map(|_| self.resolved.count(Key::WindowSize))
     }
 
     /// The span a time window covers, or `None` for a count window.
@@ -173,10 +152,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().window_duration(), None);
     /// ```
     pub fn window_duration(&self) -> Option<Duration> {
-        match self.window {
-            WindowKind::Calls(_) => None,
-            WindowKind::Duration(duration) => Some(duration),
-        }
+        self.resolved.duration(Key::WindowDuration)
     }
 
     /// Outcomes the window must hold before a rate can trip the breaker.
@@ -185,7 +161,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().minimum_calls(), 10);
     /// ```
     pub fn minimum_calls(&self) -> u32 {
-        self.minimum_calls
+        self.resolved.count(Key::MinimumCalls)
     }
 
     /// Calls taking at least this long count as slow, if set.
@@ -194,7 +170,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().slow_call_duration(), None);
     /// ```
     pub fn slow_call_duration(&self) -> Option<Duration> {
-        self.slow_call_duration
+        self.resolved.duration(Key::SlowCallDuration)
     }
 
     /// The share of slow calls over the window that trips the breaker, if any.
@@ -203,7 +179,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().slow_call_rate_threshold(), None);
     /// ```
     pub fn slow_call_rate_threshold(&self) -> Option<f64> {
-        self.slow_call_rate_threshold
+        self.resolved.number(Key::SlowCallRateThreshold)
     }
 
     /// What each reopen from half-open multiplies the open time by.
@@ -212,7 +188,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().recovery_backoff(), 1.0);
     /// ```
     pub fn recovery_backoff(&self) -> f64 {
-        self.recovery_backoff
+        self.number(Key::RecoveryBackoff)
     }
 
     /// The longest open time backoff can reach.
@@ -222,7 +198,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().max_recovery_timeout(), Duration::from_secs(600));
     /// ```
     pub fn max_recovery_timeout(&self) -> Duration {
-        self.max_recovery_timeout
+        self.duration(Key::MaxRecoveryTimeout)
     }
 
     /// The share of the open time by which it is randomly spread.
@@ -231,7 +207,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().jitter(), 0.0);
     /// ```
     pub fn jitter(&self) -> f64 {
-        self.jitter
+        self.number(Key::Jitter)
     }
 
     /// How long a half-open period may go without a verdict before it reopens.
@@ -241,7 +217,7 @@ impl Config {
     /// assert_eq!(circuit_runtime::Config::default().half_open_timeout(), Duration::from_secs(60));
     /// ```
     pub fn half_open_timeout(&self) -> Duration {
-        self.half_open_timeout
+        self.duration(Key::HalfOpenTimeout)
     }
 
     /// The manual clock this breaker reads, or `None` for the monotonic clock.
@@ -261,13 +237,53 @@ impl Config {
     }
 
     pub(crate) fn window(&self) -> WindowKind {
-        self.window
+        match self.window_duration() {
+            Some(duration) => WindowKind::Duration(duration),
+            None => WindowKind::Calls(self.resolved.count(Key::WindowSize)),
+        }
     }
 
     /// Whether outcomes must be kept in a window at all: only rate rules
     /// read it, so without them the hot path skips it entirely.
     pub(crate) fn keeps_window(&self) -> bool {
-        self.failure_rate_threshold.is_some() || self.slow_call_rate_threshold.is_some()
+        self.failure_rate_threshold().is_some() || self.slow_call_rate_threshold().is_some()
+    }
+
+    /// The options whose values differ from `other`'s, by name, in the
+    /// option table's order. Clocks are not options: two configurations
+    /// that differ only in their clock have no differences.
+    ///
+    /// ```
+    /// use circuit_runtime::{Config, ManualClock};
+    /// let strict = Config::builder().failure_threshold(1).jitter(0.1).build()?;
+    /// assert_eq!(Config::default().differences(&strict), ["failure_threshold", "jitter"]);
+    ///
+    /// let tested = Config::builder().clock(ManualClock::new()).build()?;
+    /// assert!(Config::default().differences(&tested).is_empty());
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn differences(&self, other: &Config) -> Vec<&'static str> {
+        self.resolved
+            .differences(&other.resolved)
+            .into_iter()
+            .map(Key::name)
+            .collect()
+    }
+
+    fn from_settings(explicit: &Settings, clock: Clock) -> Result<Config, ConfigError> {
+        let resolved = explicit
+            .resolve()
+            .map_err(|problems| ConfigError::from(problems[0].clone()))?;
+        Ok(Config { resolved, clock })
+    }
+
+    /// Options that always have a value.
+    fn duration(&self, key: Key) -> Duration {
+        self.resolved.duration(key).unwrap_or_default()
+    }
+
+    fn number(&self, key: Key) -> f64 {
+        self.resolved.number(key).unwrap_or_default()
     }
 }
 
@@ -291,24 +307,43 @@ impl Config {
 #[derive(Clone, Debug, Default)]
 #[must_use = "a builder does nothing until `.build()` is called"]
 pub struct ConfigBuilder {
-    config: Config,
-    window_size: Option<u32>,
-    window_duration: Option<Duration>,
-    minimum_calls: Option<u32>,
-    max_recovery_timeout: Option<Duration>,
+    settings: Settings,
+    clock: Clock,
 }
 
 macro_rules! setters {
-    ($($(#[$doc:meta])* $option:ident: $ty:ty => $store:expr;)*) => {
+    ($($(#[$doc:meta])* $option:ident: $ty:ty => $key:expr;)*) => {
         $(
             $(#[$doc])*
             pub fn $option(mut self, $option: $ty) -> Self {
-                #[allow(clippy::redundant_closure_call)]
-                ($store)(&mut self, $option);
+                self.settings.set($key, IntoValue::into_value($option));
                 self
             }
         )*
     };
+}
+
+/// A builder argument as an option table value.
+trait IntoValue {
+    fn into_value(self) -> Value;
+}
+
+impl IntoValue for u32 {
+    fn into_value(self) -> Value {
+        Value::Count(self.into())
+    }
+}
+
+impl IntoValue for f64 {
+    fn into_value(self) -> Value {
+        Value::Number(self)
+    }
+}
+
+impl IntoValue for Duration {
+    fn into_value(self) -> Value {
+        Value::Duration(self)
+    }
 }
 
 impl ConfigBuilder {
@@ -319,7 +354,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().failure_threshold(3).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        failure_threshold: u32 => |b: &mut Self, v| b.config.failure_threshold = v;
+        failure_threshold: u32 => Key::FailureThreshold;
         /// Consecutive trial successes that close a half-open breaker;
         /// 1 to 65535. Default 1.
         ///
@@ -327,14 +362,14 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().success_threshold(3).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        success_threshold: u32 => |b: &mut Self, v| b.config.success_threshold = v;
+        success_threshold: u32 => Key::SuccessThreshold;
         /// Trial calls a half-open breaker lets run at once; 1 to 65535. Default 1.
         ///
         /// ```
         /// let config = circuit_runtime::Config::builder().half_open_max_calls(2).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        half_open_max_calls: u32 => |b: &mut Self, v| b.config.half_open_max_calls = v;
+        half_open_max_calls: u32 => Key::HalfOpenMaxCalls;
         /// How long the breaker stays open before a trial; above zero. Default 60 s.
         ///
         /// ```
@@ -342,7 +377,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().recovery_timeout(Duration::from_secs(5)).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        recovery_timeout: std::time::Duration => |b: &mut Self, v| b.config.recovery_timeout = v;
+        recovery_timeout: std::time::Duration => Key::RecoveryTimeout;
         /// Trip when the share of failures in the window reaches this rate;
         /// greater than 0 and at most 1. Default: no rate rule.
         ///
@@ -350,7 +385,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().failure_rate_threshold(0.5).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        failure_rate_threshold: f64 => |b: &mut Self, v| b.config.failure_rate_threshold = Some(v);
+        failure_rate_threshold: f64 => Key::FailureRateThreshold;
         /// Judge rates over the last `window_size` outcomes; 1 to 1,000,000.
         /// Default 10. Cannot be combined with `window_duration`.
         ///
@@ -358,7 +393,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().window_size(100).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        window_size: u32 => |b: &mut Self, v| b.window_size = Some(v);
+        window_size: u32 => Key::WindowSize;
         /// Judge rates over the outcomes of the last `window_duration` instead
         /// of a count; above zero. The window moves in steps of a tenth of
         /// its length.
@@ -368,7 +403,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().window_duration(Duration::from_secs(10)).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        window_duration: std::time::Duration => |b: &mut Self, v| b.window_duration = Some(v);
+        window_duration: std::time::Duration => Key::WindowDuration;
         /// Outcomes the window must hold before a rate can trip the breaker;
         /// at least 1 and at most `window_size`. Default 10, or `window_size`
         /// when that is smaller.
@@ -377,7 +412,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().minimum_calls(5).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        minimum_calls: u32 => |b: &mut Self, v| b.minimum_calls = Some(v);
+        minimum_calls: u32 => Key::MinimumCalls;
         /// Calls that take at least this long count as slow; above zero.
         /// Default: no call is slow.
         ///
@@ -386,7 +421,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().slow_call_duration(Duration::from_millis(500)).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        slow_call_duration: std::time::Duration => |b: &mut Self, v| b.config.slow_call_duration = Some(v);
+        slow_call_duration: std::time::Duration => Key::SlowCallDuration;
         /// Trip when the share of slow calls in the window reaches this rate;
         /// greater than 0 and at most 1; needs `slow_call_duration`.
         ///
@@ -398,7 +433,7 @@ impl ConfigBuilder {
         ///     .build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        slow_call_rate_threshold: f64 => |b: &mut Self, v| b.config.slow_call_rate_threshold = Some(v);
+        slow_call_rate_threshold: f64 => Key::SlowCallRateThreshold;
         /// Each reopen from half-open multiplies the open time by this; at
         /// least 1.0. Default 1.0 (no backoff).
         ///
@@ -406,7 +441,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().recovery_backoff(2.0).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        recovery_backoff: f64 => |b: &mut Self, v| b.config.recovery_backoff = v;
+        recovery_backoff: f64 => Key::RecoveryBackoff;
         /// The cap on the backed-off open time; at least `recovery_timeout`.
         /// Default 10 minutes, or `recovery_timeout` when that is longer.
         ///
@@ -415,7 +450,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().max_recovery_timeout(Duration::from_secs(300)).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        max_recovery_timeout: std::time::Duration => |b: &mut Self, v| b.max_recovery_timeout = Some(v);
+        max_recovery_timeout: std::time::Duration => Key::MaxRecoveryTimeout;
         /// Spread each open time randomly by up to this share of itself, so
         /// many clients do not retry in lockstep; 0 to 1. Default 0.
         ///
@@ -423,7 +458,7 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().jitter(0.1).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        jitter: f64 => |b: &mut Self, v| b.config.jitter = v;
+        jitter: f64 => Key::Jitter;
         /// A half-open period with no verdict after this long reopens the
         /// breaker, so a hung trial cannot keep it half-open; above zero.
         /// Default 60 s.
@@ -433,20 +468,24 @@ impl ConfigBuilder {
         /// let config = circuit_runtime::Config::builder().half_open_timeout(Duration::from_secs(10)).build()?;
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
-        half_open_timeout: std::time::Duration => |b: &mut Self, v| b.config.half_open_timeout = v;
-        /// Read time from `clock` instead of the monotonic system clock.
-        ///
-        /// ```
-        /// let config = circuit_runtime::Config::builder()
-        ///     .clock(circuit_runtime::ManualClock::new())
-        ///     .build()?;
-        /// # Ok::<(), circuit_runtime::ConfigError>(())
-        /// ```
-        clock: ManualClock => |b: &mut Self, v| b.config.clock = Clock::Manual(v);
+        half_open_timeout: std::time::Duration => Key::HalfOpenTimeout;
     }
 
-    /// Checks every option and returns the configuration, or the first
-    /// invalid option with its allowed range.
+    /// Read time from `clock` instead of the monotonic system clock.
+    ///
+    /// ```
+    /// let config = circuit_runtime::Config::builder()
+    ///     .clock(circuit_runtime::ManualClock::new())
+    ///     .build()?;
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Clock::Manual(clock);
+        self
+    }
+
+    /// Checks every option against the option table and returns the
+    /// configuration, or the first mistake with its allowed range.
     ///
     /// # Errors
     ///
@@ -458,137 +497,42 @@ impl ConfigBuilder {
     /// assert_eq!(err.to_string(), "`failure_threshold` must be at least 1, got 0");
     /// ```
     pub fn build(self) -> Result<Config, ConfigError> {
-        let mut config = self.config;
-        config.window = match (self.window_size, self.window_duration) {
-            (Some(_), Some(_)) => return Err(ConfigError::ConflictingWindows),
-            (Some(size), None) => {
-                check_count(
-                    "window_size",
-                    size,
-                    MAX_WINDOW_SIZE,
-                    "between 1 and 1000000",
-                )?;
-                WindowKind::Calls(size)
-            }
-            (None, Some(duration)) => {
-                check_positive("window_duration", duration)?;
-                WindowKind::Duration(duration)
-            }
-            (None, None) => WindowKind::Calls(DEFAULT_WINDOW_SIZE),
-        };
-        config.minimum_calls = match (self.minimum_calls, config.window) {
-            (Some(minimum), _) => minimum,
-            (None, WindowKind::Calls(size)) => DEFAULT_MINIMUM_CALLS.min(size),
-            (None, WindowKind::Duration(_)) => DEFAULT_MINIMUM_CALLS,
-        };
-        config.max_recovery_timeout = self
-            .max_recovery_timeout
-            .unwrap_or(DEFAULT_MAX_RECOVERY_TIMEOUT.max(config.recovery_timeout));
-
-        check_count(
-            "failure_threshold",
-            config.failure_threshold,
-            u32::MAX,
-            "at least 1",
-        )?;
-        check_count(
-            "success_threshold",
-            config.success_threshold,
-            MAX_TRIAL_CALLS,
-            "between 1 and 65535",
-        )?;
-        check_count(
-            "half_open_max_calls",
-            config.half_open_max_calls,
-            MAX_TRIAL_CALLS,
-            "between 1 and 65535",
-        )?;
-        check_count(
-            "minimum_calls",
-            config.minimum_calls,
-            u32::MAX,
-            "at least 1",
-        )?;
-        if let WindowKind::Calls(window_size) = config.window {
-            if config.minimum_calls > window_size {
-                return Err(ConfigError::MinimumCallsExceedWindow {
-                    minimum_calls: config.minimum_calls,
-                    window_size,
-                });
-            }
-        }
-        check_positive("recovery_timeout", config.recovery_timeout)?;
-        check_positive("half_open_timeout", config.half_open_timeout)?;
-        if let Some(slow) = config.slow_call_duration {
-            check_positive("slow_call_duration", slow)?;
-        }
-        if config.max_recovery_timeout < config.recovery_timeout {
-            return Err(ConfigError::MaxRecoveryTimeoutTooShort {
-                max_recovery_timeout: config.max_recovery_timeout,
-                recovery_timeout: config.recovery_timeout,
-            });
-        }
-        if let Some(rate) = config.failure_rate_threshold {
-            check_rate("failure_rate_threshold", rate)?;
-        }
-        if let Some(rate) = config.slow_call_rate_threshold {
-            check_rate("slow_call_rate_threshold", rate)?;
-            if config.slow_call_duration.is_none() {
-                return Err(ConfigError::SlowCallRateWithoutDuration);
-            }
-        }
-        if !(config.recovery_backoff >= 1.0 && config.recovery_backoff.is_finite()) {
-            return Err(out_of_range(
-                "recovery_backoff",
-                "at least 1.0",
-                config.recovery_backoff,
-            ));
-        }
-        if !(0.0..=1.0).contains(&config.jitter) {
-            return Err(out_of_range("jitter", "between 0 and 1", config.jitter));
-        }
-        Ok(config)
+        Config::from_settings(&self.settings, self.clock)
     }
 }
 
-fn out_of_range(
-    option: &'static str,
-    expected: &'static str,
-    value: impl std::fmt::Display,
-) -> ConfigError {
-    ConfigError::OutOfRange {
-        option,
-        expected,
-        value: value.to_string(),
-    }
-}
-
-/// Every count option starts at 1; `expected` spells out the whole range.
-fn check_count(
-    option: &'static str,
-    value: u32,
-    max: u32,
-    expected: &'static str,
-) -> Result<(), ConfigError> {
-    if (1..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(out_of_range(option, expected, value))
-    }
-}
-
-fn check_positive(option: &'static str, value: Duration) -> Result<(), ConfigError> {
-    if value.is_zero() {
-        Err(out_of_range(option, "greater than zero", "0s"))
-    } else {
-        Ok(())
-    }
-}
-
-fn check_rate(option: &'static str, rate: f64) -> Result<(), ConfigError> {
-    if rate > 0.0 && rate <= 1.0 {
-        Ok(())
-    } else {
-        Err(out_of_range(option, "greater than 0 and at most 1", rate))
+impl From<Problem> for ConfigError {
+    fn from(problem: Problem) -> Self {
+        match problem {
+            Problem::OutOfRange { key, value } => ConfigError::OutOfRange {
+                option: key.name(),
+                expected: key.spec().range.expected(value),
+                value: value.to_string(),
+            },
+            Problem::ConflictingWindows => ConfigError::ConflictingWindows,
+            Problem::MinimumCallsExceedWindow {
+                minimum_calls,
+                window_size,
+                ..
+            } => ConfigError::MinimumCallsExceedWindow {
+                minimum_calls: u32::try_from(minimum_calls).unwrap_or(u32::MAX),
+                window_size: u32::try_from(window_size).unwrap_or(u32::MAX),
+            },
+            Problem::MaxRecoveryTimeoutTooShort {
+                max_recovery_timeout,
+                recovery_timeout,
+                ..
+            } => ConfigError::MaxRecoveryTimeoutTooShort {
+                max_recovery_timeout,
+                recovery_timeout,
+            },
+            Problem::SlowCallRateWithoutDuration => ConfigError::SlowCallRateWithoutDuration,
+            // Typed builder methods cannot hand over a value of the wrong
+            // kind or an unparsed duration; readers that can (a file)
+            // report these themselves.
+            Problem::WrongKind { .. } | Problem::BadDuration { .. } => {
+                unreachable!("a typed option cannot be {problem:?}")
+            }
+        }
     }
 }

@@ -1,7 +1,14 @@
-//! Durations as the attribute writes them: `"250ms"`, `"30s"`, `"2m"`,
-//! `"1h"`, or several from the largest unit down, `"1m30s"`. Whole numbers
-//! and units, nothing else, so a value reads the same in the attribute, the
+//! Durations as options are written: `"250ms"`, `"30s"`, `"2m"`, `"1h"`,
+//! or several from the largest unit down, `"1m30s"`. Whole numbers and
+//! units, nothing else, so a value reads the same in the attribute, the
 //! README and a configuration file.
+//!
+//! ```
+//! use std::time::Duration;
+//! use circuit_spec::duration;
+//! assert_eq!(duration::parse("1m30s"), Ok(Duration::from_secs(90)));
+//! assert_eq!(duration::format(Duration::from_millis(90_250)), "1m30s250ms");
+//! ```
 
 use std::time::Duration;
 
@@ -12,6 +19,15 @@ const UNITS: &str = "ms (milliseconds), s (seconds), m (minutes) or h (hours)";
 const SCALE: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
 
 /// Parses `text`; the error says what to write instead.
+///
+/// # Errors
+///
+/// A sentence naming the mistake and what to write instead.
+///
+/// ```
+/// let err = circuit_spec::duration::parse("10").unwrap_err();
+/// assert!(err.contains("write \"10s\""));
+/// ```
 pub fn parse(text: &str) -> Result<Duration, String> {
     let mut rest = text.trim();
     if rest.is_empty() || !rest.starts_with(|c: char| c.is_ascii_digit()) {
@@ -80,6 +96,38 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total))
 }
 
+/// Writes `duration` in the grammar [`parse`] reads, from the largest unit
+/// down; a duration finer than a millisecond, which the grammar cannot
+/// write, as `Debug` does (`"1.5µs"`).
+///
+/// ```
+/// use std::time::Duration;
+/// use circuit_spec::duration::format;
+/// assert_eq!(format(Duration::from_secs(3600)), "1h");
+/// assert_eq!(format(Duration::ZERO), "0s");
+/// assert_eq!(format(Duration::from_nanos(1500)), "1.5µs");
+/// ```
+pub fn format(duration: std::time::Duration) -> String {
+    use std::fmt::Write;
+
+    if duration.subsec_nanos() % 1_000_000 != 0 {
+        return format!("{duration:?}");
+    }
+    if duration.is_zero() {
+        return "0s".to_owned();
+    }
+    let mut rest = duration.as_millis();
+    let mut text = String::new();
+    for (unit, millis) in SCALE {
+        let amount = rest / u128::from(millis);
+        if amount > 0 {
+            let _ = write!(text, "{amount}{unit}");
+            rest -= amount * u128::from(millis);
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +147,14 @@ mod tests {
         assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5_400)));
         assert_eq!(parse("2s500ms"), Ok(Duration::from_millis(2_500)));
         assert_eq!(parse("1h 2m 3s 4ms"), Ok(Duration::from_millis(3_723_004)));
+    }
+
+    #[test]
+    fn format_writes_what_parse_reads() {
+        for millis in [1, 999, 1_000, 59_999, 60_000, 90_250, 3_600_000, 86_400_001] {
+            let duration = Duration::from_millis(millis);
+            assert_eq!(parse(&format(duration)), Ok(duration), "{millis} ms");
+        }
     }
 
     #[test]
