@@ -401,7 +401,7 @@ fn builder_methods_set_the_options_of_the_same_name() {
     assert_eq!(config.manual_clock(), Some(&clock));
 
     let breaker = CircuitBreaker::new("configured", config.clone());
-    assert_eq!(breaker.config(), &config);
+    assert_eq!(breaker.config(), config);
 }
 
 // --- The manual clock ----------------------------------------------------------

@@ -61,7 +61,7 @@ fn the_first_registration_wins() {
     let first = registry.get_or_create("payments", lenient.clone());
     let second = registry.get_or_create("payments", strict.clone());
     assert!(Arc::ptr_eq(&first, &second));
-    assert_eq!(second.config(), &lenient, "the later config is not applied");
+    assert_eq!(second.config(), lenient, "the later config is not applied");
     second.record_failure();
     assert_eq!(second.state(), State::Closed);
 

@@ -6,25 +6,11 @@
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use circuit_runtime::{circuit_breaker, registry, CircuitBreaker, CircuitOpenError, State};
+use circuit_runtime::{circuit_breaker, registry, State};
 
-#[derive(Debug, PartialEq)]
-enum ApiError {
-    Down,
-    Unavailable,
-}
-
-impl From<CircuitOpenError> for ApiError {
-    fn from(_: CircuitOpenError) -> Self {
-        ApiError::Unavailable
-    }
-}
-
-fn registered(name: &str) -> Arc<CircuitBreaker> {
-    registry()
-        .get(name)
-        .unwrap_or_else(|| panic!("no breaker named `{name}`"))
-}
+#[path = "common/api.rs"]
+mod api;
+use api::{registered, ApiError};
 
 struct Primary;
 struct Replica;

@@ -270,6 +270,12 @@ impl Config {
             .collect()
     }
 
+    /// This configuration on `other`'s clock.
+    pub(crate) fn with_clock_of(mut self, other: &Config) -> Config {
+        self.clock = other.clock.clone();
+        self
+    }
+
     fn from_settings(explicit: &Settings, clock: Clock) -> Result<Config, ConfigError> {
         let resolved = explicit
             .resolve()

@@ -50,7 +50,9 @@
 //! - [`ManualClock`]: test timeouts without sleeping.
 #![deny(unsafe_code)]
 
+mod append_only;
 mod breaker;
+mod cell;
 mod clock;
 mod config;
 mod error;

@@ -9,10 +9,11 @@ use std::future::Future;
 use std::iter;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use crate::breaker::permit::InFlight;
+use crate::cell::{keep_forever, BreakerCell};
 use crate::{registry, CallError, CircuitBreaker, CircuitOpenError, ConfigBuilder, Permit};
 
 pub use crate::Config;
@@ -20,31 +21,63 @@ pub use std::time::Duration;
 
 /// One call site's breaker, resolved through the registry on the first
 /// call and read without hashing or locking after that.
+///
+/// When the registry replaces the breaker behind the name (a removal, a
+/// configuration with another clock), the old one is marked retired and
+/// the site fetches the current one on its next call: one load of a flag
+/// per call, in the breaker the call reads anyway.
 #[derive(Debug)]
 pub struct CallSite {
-    breaker: OnceLock<Arc<CircuitBreaker>>,
+    breaker: BreakerCell,
 }
 
 impl CallSite {
     /// An empty slot, for a `static`.
+    #[cfg(not(loom))]
     #[allow(clippy::new_without_default)] // used in statics: must be const
     pub const fn new() -> Self {
         Self {
-            breaker: OnceLock::new(),
+            breaker: BreakerCell::new(),
+        }
+    }
+
+    /// An empty slot (loom's atomics cannot be built in a `const`).
+    #[cfg(loom)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self {
+            breaker: BreakerCell::new(),
         }
     }
 
     /// The breaker called `name`: the registry's, registered with
-    /// `config()` unless the name was registered before (a test's manual
-    /// clock, an operator's configuration), in which case that one is used.
+    /// `config()` unless the name was registered or configured before (a
+    /// test's manual clock, an operator's configuration), in which case
+    /// that one is used.
     #[inline]
     pub fn breaker(
         &'static self,
         name: &str,
         config: impl FnOnce() -> Config,
     ) -> &'static CircuitBreaker {
-        self.breaker
-            .get_or_init(|| registry().get_or_create(name, config()))
+        match self.breaker.get() {
+            Some(breaker) if !breaker.is_retired() => breaker,
+            _ => self.resolve(name, config),
+        }
+    }
+
+    /// The first call, and the first after the registry replaced the
+    /// breaker.
+    #[cold]
+    #[inline(never)]
+    fn resolve(
+        &'static self,
+        name: &str,
+        config: impl FnOnce() -> Config,
+    ) -> &'static CircuitBreaker {
+        let breaker = keep_forever(registry().get_or_create(name, config()));
+        self.breaker.set(breaker);
+        breaker
     }
 }
 
@@ -60,30 +93,50 @@ impl CallSite {
 /// other types walk the chain, comparing names by address, and take no
 /// lock either. The chain holds one node per type name the method is
 /// called on (each instantiation of a generic type, each copy of a name
-/// that codegen units duplicated), all nodes of one path sharing one
-/// breaker: bounded by the program's code, not by its input.
+/// that codegen units duplicated): bounded by the program's code, not by
+/// its input.
 #[derive(Debug)]
 pub struct MethodSite {
     /// Inline rather than boxed: the first type's read is one load fewer.
     first: OnceLock<Node>,
 }
 
-/// One breaker of a [`MethodSite`], and the link to the next. Nodes are
-/// only ever appended, and the site lives in a `static`, so a node and its
-/// breaker are borrowed for `'static` without counting references.
+/// One type's breaker in a [`MethodSite`], and the link to the next. Nodes
+/// are only ever appended, and the site lives in a `static`, so a node is
+/// borrowed for `'static`.
 #[derive(Debug)]
 struct Node {
     /// `type_name` of the node's type, compared by address and length: one
     /// compare finds a type's node.
     self_type: &'static str,
     /// `self_type` without generic arguments: the breaker's name is built
-    /// from it, so it, not `self_type`, decides which nodes share a
-    /// breaker.
+    /// from it, so every instantiation of a generic type shares one.
     path: &'static str,
     /// The registry's breaker called `<path>::<method>`.
-    breaker: Arc<CircuitBreaker>,
+    breaker: BreakerCell,
     /// The next type's node, set once by whichever thread appends first.
     next: OnceLock<Box<Node>>,
+}
+
+impl Node {
+    #[inline]
+    fn breaker(&self, method: &str, config: impl FnOnce() -> Config) -> &'static CircuitBreaker {
+        match self.breaker.get() {
+            Some(breaker) if !breaker.is_retired() => breaker,
+            _ => self.resolve(method, config),
+        }
+    }
+
+    /// The registry's breaker for this node's path, fetched again after
+    /// the registry replaced the one the node held.
+    #[cold]
+    #[inline(never)]
+    fn resolve(&self, method: &str, config: impl FnOnce() -> Config) -> &'static CircuitBreaker {
+        let name = format!("{}::{method}", self.path);
+        let breaker = keep_forever(registry().get_or_create(&name, config()));
+        self.breaker.set(breaker);
+        breaker
+    }
 }
 
 impl MethodSite {
@@ -111,7 +164,7 @@ impl MethodSite {
         // without reading the string. Two copies of one name (one per
         // codegen unit) miss here and match by content further on.
         match self.first.get() {
-            Some(first) if ptr::eq(first.self_type, self_type) => &first.breaker,
+            Some(first) if ptr::eq(first.self_type, self_type) => first.breaker(method, config),
             _ => self.find_or_append(self_type, method, config),
         }
     }
@@ -129,26 +182,25 @@ impl MethodSite {
         // By address: distinct types, and types seen before, are found
         // without reading their names.
         if let Some(node) = self.nodes().find(|node| ptr::eq(node.self_type, self_type)) {
-            return &node.breaker;
+            return node.breaker(method, config);
         }
-        // A type name not seen before. Another instantiation of a generic
-        // type already seen, or another copy of a name seen before, shares
-        // that path's breaker; anything else gets the registry's. Either
-        // way the name gets a node of its own, so its next call is found by
-        // address.
+        // A type name not seen before gets a node of its own, so its next
+        // call is found by address. Its breaker is resolved before a slot
+        // is claimed, not inside `get_or_init`: other types' first calls
+        // wait on that same slot, and must not wait on `config` (the
+        // user's code) or on the registry's lock.
         let path = type_path(self_type);
-        let breaker = match self.nodes().find(|node| node.path == path) {
-            Some(node) => Arc::clone(&node.breaker),
-            // Resolved before claiming a slot, not inside `get_or_init`:
-            // other types' first calls wait on that same slot, and must not
-            // wait on `config` (the user's code) or on the registry's lock.
-            None => registry().get_or_create(&format!("{path}::{method}"), config()),
-        };
-        let new_node = || Node {
-            self_type,
-            path,
-            breaker: Arc::clone(&breaker),
-            next: OnceLock::new(),
+        let breaker =
+            keep_forever(registry().get_or_create(&format!("{path}::{method}"), config()));
+        let new_node = || {
+            let node = Node {
+                self_type,
+                path,
+                breaker: BreakerCell::new(),
+                next: OnceLock::new(),
+            };
+            node.breaker.set(breaker);
+            node
         };
         let mut last = self.first.get_or_init(new_node);
         // A slot another type claimed since the walk holds that type's
@@ -156,7 +208,7 @@ impl MethodSite {
         while !ptr::eq(last.self_type, self_type) {
             last = last.next.get_or_init(|| Box::new(new_node()));
         }
-        &last.breaker
+        breaker
     }
 
     /// The nodes appended so far, first to last.

@@ -26,8 +26,14 @@ pub fn registry() -> &'static Registry {
     GLOBAL.get_or_init(Registry::new)
 }
 
-/// Named breakers. Entries are never removed, so a handle cached by a call
-/// site stays the registry's breaker for the life of the program.
+/// Named breakers, and the configuration each name gets.
+///
+/// A name's configuration comes from code (the first
+/// [`get_or_create`](Self::get_or_create), which is what a
+/// `#[circuit_breaker]` call site does) unless it was
+/// [`configure`](Self::configure)d, which wins whenever it happens: before
+/// the first call the breaker is built with it, after it the running
+/// breaker is reconfigured in place.
 ///
 /// Most programs use the global [`registry()`]; a separate `Registry` is
 /// useful to keep a test's breakers apart.
@@ -44,9 +50,31 @@ pub fn registry() -> &'static Registry {
 /// ```
 #[derive(Default)]
 pub struct Registry {
-    breakers: RwLock<HashMap<String, Arc<CircuitBreaker>>>,
+    entries: RwLock<HashMap<String, Entry>>,
     hooks: Arc<HookList>,
     conflicts: Mutex<Vec<Conflict>>,
+}
+
+/// One name: its breaker, once something used it, and where its
+/// configuration comes from.
+#[derive(Default)]
+struct Entry {
+    breaker: Option<Arc<CircuitBreaker>>,
+    /// What code asked for first.
+    requested: Option<Config>,
+    /// What [`Registry::configure`] set: it wins over code.
+    configured: Option<Config>,
+}
+
+impl Entry {
+    /// The configuration the name's breaker runs with.
+    fn config(&self) -> Config {
+        self.configured
+            .as_ref()
+            .or(self.requested.as_ref())
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// One breaker as a health endpoint or test sees it.
@@ -71,8 +99,11 @@ pub struct Snapshot {
     pub config: Config,
 }
 
-/// Two registrations of one name asked for different configurations. The
-/// first one won; this records that the second was not honoured.
+/// Two registrations of one name in code asked for different options. The
+/// first one is the name's configuration (unless it was
+/// [`configure`](Registry::configure)d); this records that the second was
+/// not honoured. Clocks are not options: a test's manual clock is no
+/// conflict.
 ///
 /// ```
 /// use circuit_runtime::{Config, Registry};
@@ -87,6 +118,7 @@ pub struct Snapshot {
 /// assert_eq!(conflicts.len(), 1);
 /// assert_eq!(conflicts[0].name, "db");
 /// assert_eq!(conflicts[0].requested, strict);
+/// assert_eq!(conflicts[0].differing, ["failure_threshold"]);
 /// # Ok::<(), circuit_runtime::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -94,10 +126,12 @@ pub struct Snapshot {
 pub struct Conflict {
     /// The contested name.
     pub name: String,
-    /// The configuration the breaker has: the first registration's.
+    /// The configuration the first registration asked for.
     pub registered: Config,
     /// The configuration a later registration asked for.
     pub requested: Config,
+    /// The options whose values differ, in the option table's order.
+    pub differing: Vec<&'static str>,
 }
 
 impl Registry {
@@ -110,10 +144,12 @@ impl Registry {
         Self::default()
     }
 
-    /// The breaker called `name`, created with `config` if it does not exist.
+    /// The breaker called `name`, created if it does not exist: with the
+    /// name's [configured](Self::configure) configuration if it has one,
+    /// else with `config`.
     ///
-    /// The first registration of a name wins: a later call with another
-    /// configuration gets the existing breaker unchanged, and the mismatch
+    /// The first registration of a name in code wins: a later call with
+    /// other options gets the existing breaker unchanged, and the mismatch
     /// is recorded in [`conflicts`](Self::conflicts).
     ///
     /// ```
@@ -123,35 +159,146 @@ impl Registry {
     /// assert!(std::sync::Arc::ptr_eq(&first, &again));
     /// ```
     pub fn get_or_create(&self, name: &str, config: Config) -> Arc<CircuitBreaker> {
-        if let Some(existing) = self.get(name) {
-            self.check_conflict(&existing, config);
-            return existing;
+        {
+            let entries = read(&self.entries);
+            if let Some(entry) = entries.get(name) {
+                if let Some(breaker) = &entry.breaker {
+                    let breaker = Arc::clone(breaker);
+                    let conflict = Self::conflict(name, entry, &config);
+                    drop(entries);
+                    self.record(conflict);
+                    return breaker;
+                }
+            }
         }
-        let mut breakers = write(&self.breakers);
-        if let Some(existing) = breakers.get(name) {
-            let existing = Arc::clone(existing);
-            drop(breakers);
-            self.check_conflict(&existing, config);
-            return existing;
+        let mut entries = write(&self.entries);
+        let entry = entries.entry(name.to_owned()).or_default();
+        let conflict = Self::conflict(name, entry, &config);
+        if entry.requested.is_none() {
+            entry.requested = Some(config);
         }
-        let breaker = Arc::new(CircuitBreaker::with_shared_hooks(
-            name.to_owned(),
-            config,
-            Some(Arc::clone(&self.hooks)),
-        ));
-        breakers.insert(name.to_owned(), Arc::clone(&breaker));
+        let breaker = if let Some(breaker) = &entry.breaker {
+            Arc::clone(breaker)
+        } else {
+            let breaker = self.new_breaker(name, entry.config());
+            entry.breaker = Some(Arc::clone(&breaker));
+            breaker
+        };
+        drop(entries);
+        self.record(conflict);
         breaker
     }
 
-    fn check_conflict(&self, existing: &CircuitBreaker, requested: Config) {
-        if *existing.config() == requested {
-            return;
+    /// Sets the configuration of `name`, which wins over what code asks
+    /// for. Before the name's first use, its breaker is built with it;
+    /// after, the running breaker is [reconfigured](CircuitBreaker::reconfigure)
+    /// in place: every call site that cached it sees the change from its
+    /// next call, and its state, counters and metrics carry on.
+    ///
+    /// A configuration with another clock cannot apply in place (the
+    /// breaker's times are measured on its clock): the name then gets a
+    /// fresh breaker, as [`replace`](Self::replace) gives, which call sites
+    /// pick up on their next call. That is what makes a test deterministic
+    /// whatever ran before it: configure the name with the test's own
+    /// `ManualClock`.
+    ///
+    /// ```
+    /// use circuit_runtime::{Config, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let breaker = registry.get_or_create("db", Config::default());
+    /// registry.configure("db", Config::builder().failure_threshold(2).build()?);
+    /// assert_eq!(breaker.config().failure_threshold(), 2, "in place");
+    ///
+    /// registry.configure("mail", Config::builder().failure_threshold(9).build()?);
+    /// let mail = registry.get_or_create("mail", Config::default());
+    /// assert_eq!(mail.config().failure_threshold(), 9, "configured before first use");
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn configure(&self, name: &str, config: Config) {
+        let mut entries = write(&self.entries);
+        let entry = entries.entry(name.to_owned()).or_default();
+        entry.configured = Some(config.clone());
+        let Some(live) = &entry.breaker else { return };
+        if live.config().clock == config.clock {
+            live.reconfigure(config);
+        } else {
+            let fresh = self.new_breaker(name, config);
+            if let Some(old) = entry.breaker.replace(fresh) {
+                old.retire();
+            }
         }
-        let conflict = Conflict {
-            name: existing.name().to_owned(),
-            registered: existing.config().clone(),
-            requested,
-        };
+    }
+
+    /// Gives `name` a fresh breaker built with `config`, which also becomes
+    /// the name's [configured](Self::configure) configuration. The breaker
+    /// it replaces is left to whoever holds it; call sites that cached it
+    /// pick up the fresh one on their next call.
+    ///
+    /// ```
+    /// use circuit_runtime::{Config, Registry, State};
+    ///
+    /// let registry = Registry::new();
+    /// let old = registry.get_or_create("db", Config::default());
+    /// old.force_open();
+    /// let fresh = registry.replace("db", Config::default());
+    /// assert_eq!(fresh.state(), State::Closed);
+    /// assert!(std::sync::Arc::ptr_eq(&fresh, &registry.get("db").unwrap()));
+    /// ```
+    pub fn replace(&self, name: &str, config: Config) -> Arc<CircuitBreaker> {
+        let mut entries = write(&self.entries);
+        let entry = entries.entry(name.to_owned()).or_default();
+        entry.configured = Some(config.clone());
+        let fresh = self.new_breaker(name, config);
+        if let Some(old) = entry.breaker.replace(Arc::clone(&fresh)) {
+            old.retire();
+        }
+        fresh
+    }
+
+    /// Forgets `name`: its breaker and its configuration. Returns the
+    /// breaker, which keeps working for whoever holds it; call sites that
+    /// cached it get a new one from their next call, as if it were their
+    /// first.
+    ///
+    /// ```
+    /// use circuit_runtime::{Config, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// registry.get_or_create("db", Config::default());
+    /// assert!(registry.remove("db").is_some());
+    /// assert!(registry.get("db").is_none());
+    /// assert!(registry.remove("db").is_none());
+    /// ```
+    pub fn remove(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
+        let removed = write(&self.entries).remove(name)?.breaker?;
+        removed.retire();
+        Some(removed)
+    }
+
+    fn new_breaker(&self, name: &str, config: Config) -> Arc<CircuitBreaker> {
+        Arc::new(CircuitBreaker::with_shared_hooks(
+            name.to_owned(),
+            config,
+            Some(Arc::clone(&self.hooks)),
+        ))
+    }
+
+    /// The conflict between the first request for `name` and `requested`,
+    /// if their options differ.
+    fn conflict(name: &str, entry: &Entry, requested: &Config) -> Option<Conflict> {
+        let registered = entry.requested.as_ref()?;
+        let differing = registered.differences(requested);
+        (!differing.is_empty()).then(|| Conflict {
+            name: name.to_owned(),
+            registered: registered.clone(),
+            requested: requested.clone(),
+            differing,
+        })
+    }
+
+    fn record(&self, conflict: Option<Conflict>) {
+        let Some(conflict) = conflict else { return };
         let mut conflicts = lock_std(&self.conflicts);
         if !conflicts.contains(&conflict) {
             conflicts.push(conflict);
@@ -164,7 +311,7 @@ impl Registry {
     /// assert!(circuit_runtime::registry().get("never-registered").is_none());
     /// ```
     pub fn get(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
-        read(&self.breakers).get(name).cloned()
+        read(&self.entries).get(name)?.breaker.clone()
     }
 
     /// Every registered name, sorted.
@@ -176,7 +323,11 @@ impl Registry {
     /// assert_eq!(registry.names(), ["a", "b"]);
     /// ```
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = read(&self.breakers).keys().cloned().collect();
+        let mut names: Vec<String> = read(&self.entries)
+            .iter()
+            .filter(|(_, entry)| entry.breaker.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
         names.sort_unstable();
         names
     }
@@ -184,8 +335,10 @@ impl Registry {
     /// Every breaker, sorted by name. The lock on the registry is released
     /// before any breaker is read.
     fn all(&self) -> Vec<Arc<CircuitBreaker>> {
-        let mut breakers: Vec<Arc<CircuitBreaker>> =
-            read(&self.breakers).values().cloned().collect();
+        let mut breakers: Vec<Arc<CircuitBreaker>> = read(&self.entries)
+            .values()
+            .filter_map(|entry| entry.breaker.clone())
+            .collect();
         breakers.sort_unstable_by(|a, b| a.name().cmp(b.name()));
         breakers
     }
@@ -204,7 +357,7 @@ impl Registry {
                 name: breaker.name().to_owned(),
                 state: breaker.state(),
                 metrics: breaker.metrics(),
-                config: breaker.config().clone(),
+                config: breaker.config(),
             })
             .collect()
     }
@@ -260,7 +413,7 @@ impl Registry {
         self.hooks.push(Arc::new(hook));
     }
 
-    /// Every name registered twice with different configurations, in the
+    /// Every name registered twice in code with different options, in the
     /// order they were noticed, each distinct request once.
     ///
     /// ```

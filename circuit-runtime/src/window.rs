@@ -93,6 +93,25 @@ impl Window {
         }
     }
 
+    /// Copies into this window, just begun for period `tag`, the most
+    /// recent outcomes of `old` from the same period: the last ones that
+    /// fit, from a count window into a count window; bucket by bucket,
+    /// each at its bucket's start, from a time window into a time window
+    /// (those that fall in this window's span). Between a count and a time
+    /// window nothing carries over: neither knows what the other would
+    /// hold.
+    pub(crate) fn take_recent(&self, old: &Window, tag: u32, now: u64) {
+        match (self, old) {
+            (Window::Calls(new), Window::Calls(old)) => {
+                for outcome in old.recent(tag, new.size()) {
+                    new.record(tag, outcome);
+                }
+            }
+            (Window::Time(new), Window::Time(old)) => new.take_buckets(old, now),
+            _ => {}
+        }
+    }
+
     pub(crate) fn needs_time(&self) -> bool {
         matches!(self, Window::Time(_))
     }
@@ -279,6 +298,27 @@ impl CountWindow {
         self.tally_at(tag, position)
     }
 
+    /// The last `limit` outcomes of period `tag`, oldest first.
+    fn recent(&self, tag: u32, limit: u32) -> Vec<Outcome> {
+        let (written_tag, written) = unpack(self.written.load(Ordering::Acquire));
+        if written_tag != tag {
+            return Vec::new();
+        }
+        let held = written.min(self.size()).min(limit);
+        // Positions are continuous modulo the size across the wrap, which
+        // lands on a multiple of it.
+        (written - held..written)
+            .filter_map(|position| {
+                let (slot_tag, bits) =
+                    unpack(self.slots[self.modulo.reduce(position)].load(Ordering::Acquire));
+                (slot_tag == tag && bits & PRESENT != 0).then_some(Outcome {
+                    failed: bits & FAILED != 0,
+                    slow: bits & SLOW != 0,
+                })
+            })
+            .collect()
+    }
+
     #[inline]
     fn tally_at(&self, tag: u32, written: u32) -> Tally {
         let calls = u64::from(written.min(self.size()));
@@ -402,6 +442,42 @@ impl TimeWindow {
     }
 
     fn add(&self, outcome: Outcome, now: u64) {
+        self.add_counts(now, 1, u64::from(outcome.failed), u64::from(outcome.slow));
+    }
+
+    /// Adds `old`'s buckets that fall within this window's span at `now`,
+    /// oldest first, each at the start of its bucket.
+    fn take_buckets(&self, old: &TimeWindow, now: u64) {
+        let oldest = stamp_of(now / self.bucket_nanos).saturating_sub(BUCKETS - 1);
+        let mut buckets: Vec<(u64, [u64; 3])> = old
+            .buckets
+            .iter()
+            .map(|bucket| {
+                let load = |count: &AtomicU64| count.load(Ordering::Relaxed);
+                (
+                    bucket.stamp.load(Ordering::Acquire),
+                    [
+                        load(&bucket.calls),
+                        load(&bucket.failures),
+                        load(&bucket.slow),
+                    ],
+                )
+            })
+            .filter(|&(stamp, _)| stamp != 0)
+            .collect();
+        buckets.sort_unstable_by_key(|&(stamp, _)| stamp);
+        for (stamp, [calls, failures, slow]) in buckets {
+            let at = (stamp - 1).saturating_mul(old.bucket_nanos);
+            if at <= now && stamp_of(at / self.bucket_nanos) >= oldest {
+                self.add_counts(at, calls, failures.min(calls), slow.min(calls));
+            }
+        }
+    }
+
+    /// Adds `calls` outcomes at `now`, `failures` and `slow` of them
+    /// failed and slow.
+    #[inline]
+    fn add_counts(&self, now: u64, calls: u64, failures: u64, slow: u64) {
         let current = stamp_of(now / self.bucket_nanos);
         // Placed by stamp, not by bucket number: at the end of time the
         // numbers saturate into one stamp, and ten consecutive stamps must
@@ -424,12 +500,12 @@ impl TimeWindow {
             bucket.failures.store(0, Ordering::Relaxed);
             bucket.slow.store(0, Ordering::Relaxed);
         }
-        bucket.calls.fetch_add(1, Ordering::Relaxed);
-        if outcome.failed {
-            bucket.failures.fetch_add(1, Ordering::Relaxed);
+        bucket.calls.fetch_add(calls, Ordering::Relaxed);
+        if failures != 0 {
+            bucket.failures.fetch_add(failures, Ordering::Relaxed);
         }
-        if outcome.slow {
-            bucket.slow.fetch_add(1, Ordering::Relaxed);
+        if slow != 0 {
+            bucket.slow.fetch_add(slow, Ordering::Relaxed);
         }
     }
 

@@ -407,3 +407,34 @@ fn a_success_racing_a_failure_is_not_lost() {
         assert_eq!(breaker.state(), State::Closed);
     });
 }
+
+/// A windowed call races a reconfiguration whose rules, mixed with the old
+/// ones, would trip the breaker where neither would: the old rules (rate
+/// 1.0 over 2 calls) and the new (rate 0.5 over at least 4 calls) both
+/// leave one failure in two calls alone, but the new rate with the old
+/// minimum would not. The call judges by one configuration or the other,
+/// never by a mix.
+#[test]
+fn a_call_racing_a_reconfiguration_judges_by_one_configuration() {
+    let rules = |rate: f64, calls: u32| {
+        Config::builder()
+            .failure_threshold(10)
+            .failure_rate_threshold(rate)
+            .window_size(calls)
+            .minimum_calls(calls)
+            .build()
+            .unwrap()
+    };
+    model(move || {
+        let breaker = Arc::new(CircuitBreaker::new("loom", rules(1.0, 2)));
+        breaker.record_success();
+        let reconfigurer = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || breaker.reconfigure(rules(0.5, 4)))
+        };
+        breaker.record_failure();
+        reconfigurer.join().unwrap();
+        assert_eq!(breaker.state(), State::Closed);
+        assert_eq!(breaker.config().minimum_calls(), 4);
+    });
+}

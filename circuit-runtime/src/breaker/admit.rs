@@ -89,7 +89,7 @@ impl CircuitBreaker {
     /// clock read).
     #[inline]
     fn call_started_at(&self) -> u64 {
-        if self.config.slow_call_duration().is_some() {
+        if self.tuning.times_calls() {
             self.read_start_time()
         } else {
             0
@@ -161,7 +161,7 @@ impl CircuitBreaker {
     fn half_open_expired(&self) -> bool {
         let now = self.timeline.now_nanos();
         let entered_at = self.entered_at.load(Ordering::Acquire);
-        Duration::from_nanos(now.saturating_sub(entered_at)) >= self.config.half_open_timeout()
+        Duration::from_nanos(now.saturating_sub(entered_at)) >= self.tuning.half_open_timeout()
     }
 
     /// Takes a trial slot of the half-open period `word`. `Ok(None)` means
@@ -172,7 +172,7 @@ impl CircuitBreaker {
     /// record anything when it goes away.
     fn claim_trial(&self, word: u64) -> Result<Option<Permit<'_>>, CircuitOpenError> {
         let tag = tag_of(generation_of(word));
-        let max_in_flight = self.config.half_open_max_calls();
+        let max_in_flight = self.tuning.half_open_max_calls();
         let claimed = tagged::update(&self.trials, tag, |value| {
             let (successes, in_flight) = trial_fields(value);
             (in_flight < max_in_flight).then(|| trial_value(successes, in_flight + 1))

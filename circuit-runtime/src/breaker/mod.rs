@@ -35,6 +35,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod transition;
+mod tuning;
 mod words;
 
 use std::fmt;
@@ -47,12 +48,13 @@ use crate::events::{HookList, Transition, TransitionCause};
 use crate::metrics::{CallCounters, Counter, Metrics};
 use crate::names::{intern, Name};
 use crate::policy::{Backoff, Jitter};
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::tagged;
-use crate::window::{Tally, Window};
+use crate::window::Tally;
 
 pub use call::CallFuture;
 pub use state::State;
+use tuning::{Tuning, Windows};
 use words::{generation_of, pack_state, state_of, tag_of};
 
 /// A named circuit breaker.
@@ -77,7 +79,8 @@ use words::{generation_of, pack_state, state_of, tag_of};
 /// ```
 pub struct CircuitBreaker {
     name: &'static Name,
-    config: Config,
+    /// The options calls read; the whole configuration is in `recovery`.
+    tuning: Tuning,
     timeline: Timeline,
     state: AtomicU64,
     /// Consecutive failures of the current closed period, a tagged word.
@@ -91,25 +94,31 @@ pub struct CircuitBreaker {
     entered_at: AtomicU64,
     /// When the last failure was recorded; 0 for never.
     last_failure_at: AtomicU64,
-    /// Kept only when a rate rule needs it.
-    window: Option<Window>,
+    /// In use only when a rate rule needs it.
+    windows: Windows,
     counters: CallCounters,
     times_opened: AtomicU64,
     times_half_opened: AtomicU64,
     times_closed: AtomicU64,
     recovery: Mutex<Recovery>,
+    /// Set when the registry stops handing out this breaker for its name
+    /// (see [`Registry::remove`](crate::Registry::remove)): call sites that
+    /// cached it then fetch the registry's current one.
+    retired: AtomicBool,
     hooks: HookList,
     /// The registry's hooks, for breakers the registry created.
     shared_hooks: Option<Arc<HookList>>,
 }
 
-/// What only transitions touch, guarded by the transition mutex: how long
-/// the next open period lasts.
+/// What only transitions and reconfigurations touch, guarded by the
+/// transition mutex: how long the next open period lasts, and the whole
+/// configuration.
 #[derive(Debug)]
 struct Recovery {
     /// `recovery_timeout`, grown by `recovery_backoff` at each reopen.
     open_for: Backoff,
     jitter: Jitter,
+    config: Config,
 }
 
 impl CircuitBreaker {
@@ -137,11 +146,10 @@ impl CircuitBreaker {
     ) -> CircuitBreaker {
         let timeline = Timeline::new(config.clock.clone());
         let seed = seed_from(&name);
-        let window = config
-            .keeps_window()
-            .then(|| Window::new(config.window(), tag_of(0)));
+        let windows = Windows::new(config.keeps_window().then(|| config.window()));
         CircuitBreaker {
             name: intern(name),
+            tuning: Tuning::new(&config),
             timeline,
             state: AtomicU64::new(pack_state(0, State::Closed)),
             closed_failures: AtomicU64::new(0),
@@ -149,7 +157,7 @@ impl CircuitBreaker {
             open_until: AtomicU64::new(0),
             entered_at: AtomicU64::new(0),
             last_failure_at: AtomicU64::new(0),
-            window,
+            windows,
             counters: CallCounters::new(),
             times_opened: AtomicU64::new(0),
             times_half_opened: AtomicU64::new(0),
@@ -161,8 +169,9 @@ impl CircuitBreaker {
                     config.max_recovery_timeout(),
                 ),
                 jitter: Jitter::new(config.jitter(), seed),
+                config,
             }),
-            config,
+            retired: AtomicBool::new(false),
             hooks: HookList::default(),
             shared_hooks,
         }
@@ -178,14 +187,15 @@ impl CircuitBreaker {
         self.name.as_str()
     }
 
-    /// The breaker's configuration.
+    /// The breaker's configuration as it is now (see
+    /// [`reconfigure`](Self::reconfigure)).
     ///
     /// ```
     /// let breaker = circuit_runtime::CircuitBreaker::new("cache", Default::default());
     /// assert_eq!(breaker.config().failure_threshold(), 5);
     /// ```
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Config {
+        crate::sync::lock(&self.recovery).config.clone()
     }
 
     /// The current state.
@@ -296,8 +306,8 @@ impl CircuitBreaker {
                 0
             };
         let tally = self
-            .window
-            .as_ref()
+            .windows
+            .current()
             .map(|window| window.tally(self.timeline.now_nanos()));
         let successful_calls = self.counters.get(Counter::Successful);
         let failed_calls = self.counters.get(Counter::Failed);
@@ -319,6 +329,18 @@ impl CircuitBreaker {
             last_failure_at: at(self.last_failure_at.load(Ordering::Relaxed)),
             last_transition_at: at(self.entered_at.load(Ordering::Acquire)),
         }
+    }
+
+    /// Marks the breaker as no longer the registry's for its name.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Whether the registry replaced or removed this breaker. Read on every
+    /// call through a call site: one load of a word that only changes once.
+    #[inline]
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
     }
 
     /// The current instant on this breaker's clock (the manual clock, if it
@@ -343,7 +365,7 @@ impl fmt::Debug for CircuitBreaker {
         f.debug_struct("CircuitBreaker")
             .field("name", &self.name)
             .field("state", &self.state())
-            .field("config", &self.config)
+            .field("config", &self.config())
             .finish_non_exhaustive()
     }
 }

@@ -4,7 +4,6 @@
 use super::permit::{Admission, Verdict};
 use super::words::{generation_of, pack_state, state_of, tag_of, trial_fields, trial_value};
 use super::{CircuitBreaker, State};
-use crate::clock::saturating_nanos;
 use crate::events::TransitionCause;
 use crate::metrics::Counter;
 use crate::sync::Ordering;
@@ -27,7 +26,7 @@ impl CircuitBreaker {
         if verdict == Verdict::Success
             && admission.state == State::Closed
             && admission.started_at == 0
-            && self.window.is_none()
+            && !self.windows.in_use()
         {
             self.counters.add(Counter::Successful);
             self.end_closed_failure_run(&admission);
@@ -89,9 +88,9 @@ impl CircuitBreaker {
     #[cold]
     fn is_slow(&self, started_at: u64) -> bool {
         let elapsed = self.timeline.now_nanos().saturating_sub(started_at);
-        self.config
-            .slow_call_duration()
-            .is_some_and(|slow| elapsed >= saturating_nanos(slow))
+        self.tuning
+            .slow_call_nanos()
+            .is_some_and(|slow| elapsed >= slow)
     }
 
     /// Whether `generation` is the current period: the one check that tells
@@ -115,7 +114,7 @@ impl CircuitBreaker {
 
     fn on_closed_success(&self, admission: &Admission, slow: bool) {
         self.end_closed_failure_run(admission);
-        if self.window.is_some() {
+        if self.windows.in_use() {
             self.record_in_window(
                 admission,
                 Outcome {
@@ -133,7 +132,7 @@ impl CircuitBreaker {
         match admission.state {
             State::Closed => {
                 if self.count_closed_failure(admission.generation)
-                    >= self.config.failure_threshold()
+                    >= self.tuning.failure_threshold()
                 {
                     self.transition(
                         Some(pack_state(admission.generation, State::Closed)),
@@ -189,7 +188,9 @@ impl CircuitBreaker {
     /// rate rule says so.
     #[inline]
     fn record_in_window(&self, admission: &Admission, outcome: Outcome) {
-        let Some(window) = &self.window else { return };
+        let Some(window) = self.windows.current() else {
+            return;
+        };
         let expected = pack_state(admission.generation, State::Closed);
         if self.state.load(Ordering::Acquire) != expected {
             return;
@@ -204,7 +205,8 @@ impl CircuitBreaker {
         let Some(tally) = window.record(tag_of(admission.generation), outcome, now) else {
             return;
         };
-        if tally.calls < u64::from(self.config.minimum_calls()) {
+        let rules = self.tuning.rate_rules(&self.recovery);
+        if tally.calls < rules.minimum_calls {
             return;
         }
         // A rate is only computed when a rule asks for it and its count is
@@ -216,9 +218,9 @@ impl CircuitBreaker {
                     Tally::ratio(count, tally.calls).is_some_and(|rate| rate >= threshold)
                 })
         };
-        let cause = if reached(tally.failures, self.config.failure_rate_threshold()) {
+        let cause = if reached(tally.failures, rules.failure_rate_threshold) {
             TransitionCause::FailureRate
-        } else if reached(tally.slow, self.config.slow_call_rate_threshold()) {
+        } else if reached(tally.slow, rules.slow_call_rate_threshold) {
             TransitionCause::SlowCallRate
         } else {
             return;
@@ -241,7 +243,7 @@ impl CircuitBreaker {
             Some(trial_value(succeeded(successes), in_flight))
         });
         let Ok(before) = counted else { return };
-        if succeeded(trial_fields(before).0) >= self.config.success_threshold() {
+        if succeeded(trial_fields(before).0) >= self.tuning.success_threshold() {
             self.transition(
                 Some(pack_state(admission.generation, State::HalfOpen)),
                 State::Closed,

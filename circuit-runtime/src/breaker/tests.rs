@@ -17,7 +17,7 @@ impl CircuitBreaker {
         let state = self.state();
         let tag = tag_of(generation);
         self.reset_period_counters(tag);
-        if let (State::Closed, Some(window)) = (state, &self.window) {
+        if let (State::Closed, Some(window)) = (state, self.windows.current()) {
             window.begin_period(tag);
         }
         self.state

@@ -51,7 +51,7 @@ impl CircuitBreaker {
             }
             State::Closed => {
                 recovery.open_for.reset();
-                if let Some(window) = &self.window {
+                if let Some(window) = self.windows.current() {
                     window.begin_period(tag);
                 }
                 if from != State::Closed {

@@ -10,6 +10,8 @@ pub(crate) struct Backoff {
     factor: f64,
     cap: Duration,
     current: Duration,
+    /// How many times the delay grew since the last reset.
+    steps: u32,
 }
 
 impl Backoff {
@@ -21,7 +23,21 @@ impl Backoff {
             factor,
             cap,
             current: base,
+            steps: 0,
         }
+    }
+
+    /// New base, factor and cap, at the same step: a breaker that reopened
+    /// twice keeps backing off from its new base.
+    pub(crate) fn reconfigure(&mut self, base: Duration, factor: f64, cap: Duration) {
+        let steps = i32::try_from(self.steps).unwrap_or(i32::MAX);
+        *self = Self {
+            base,
+            factor,
+            cap,
+            current: saturating_mul(base, factor.powi(steps)).min(cap),
+            steps: self.steps,
+        };
     }
 
     /// The delay of the current step.
@@ -32,11 +48,13 @@ impl Backoff {
     /// Moves to the next step: the delay times `factor`, at most `cap`.
     pub(crate) fn grow(&mut self) {
         self.current = saturating_mul(self.current, self.factor).min(self.cap);
+        self.steps = self.steps.saturating_add(1);
     }
 
     /// Back to the first step.
     pub(crate) fn reset(&mut self) {
         self.current = self.base;
+        self.steps = 0;
     }
 }
 

@@ -22,6 +22,11 @@ impl Jitter {
         Self { share, state: seed }
     }
 
+    /// A new share, the generator where it was.
+    pub(crate) fn set_share(&mut self, share: f64) {
+        self.share = share;
+    }
+
     /// `delay`, spread. Without jitter the delay comes back unchanged and
     /// the generator does not move.
     pub(crate) fn spread(&mut self, delay: Duration) -> Duration {

@@ -1,0 +1,274 @@
+//! The options a running breaker reads, changeable while it runs: each
+//! option a call reads in an atomic, and the window among the windows the
+//! breaker has had. [`reconfigure`](CircuitBreaker::reconfigure) rewrites
+//! them in place, under the transition lock, so call sites that cached the
+//! breaker see the change on their next call and nothing a call touches
+//! is ever freed under it.
+
+use std::time::Duration;
+
+use super::words::{generation_of, tag_of};
+use super::{CircuitBreaker, Recovery};
+use crate::append_only::AppendOnly;
+use crate::clock::saturating_nanos;
+use crate::config::{Config, WindowKind};
+use crate::sync::{fence, lock, AtomicU64, Mutex, Ordering};
+use crate::window::Window;
+
+/// The options calls read, one atomic each. A decision that reads one
+/// option reads it alone; the window's rate rules read three together,
+/// through a sequence count, so a reconfiguration under way never lets a
+/// call judge by an old threshold and a new minimum.
+#[derive(Debug)]
+pub(super) struct Tuning {
+    /// Odd while a reconfiguration is writing, bumped again when it is done.
+    version: AtomicU64,
+    failure_threshold: AtomicU64,
+    success_threshold: AtomicU64,
+    half_open_max_calls: AtomicU64,
+    /// Nanoseconds.
+    half_open_timeout: AtomicU64,
+    /// Nanoseconds; 0 when no call is slow.
+    slow_call_duration: AtomicU64,
+    minimum_calls: AtomicU64,
+    /// `f64` bits; 0 (the bits of 0.0, never a valid threshold) when off.
+    failure_rate_threshold: AtomicU64,
+    slow_call_rate_threshold: AtomicU64,
+}
+
+/// The rules a window's tally is judged by.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct RateRules {
+    pub(super) minimum_calls: u64,
+    pub(super) failure_rate_threshold: Option<f64>,
+    pub(super) slow_call_rate_threshold: Option<f64>,
+}
+
+fn rate_bits(rate: Option<f64>) -> u64 {
+    rate.map_or(0, f64::to_bits)
+}
+
+fn rate_of(bits: u64) -> Option<f64> {
+    (bits != 0).then(|| f64::from_bits(bits))
+}
+
+impl Tuning {
+    pub(super) fn new(config: &Config) -> Self {
+        let tuning = Self {
+            version: AtomicU64::new(0),
+            failure_threshold: AtomicU64::new(0),
+            success_threshold: AtomicU64::new(0),
+            half_open_max_calls: AtomicU64::new(0),
+            half_open_timeout: AtomicU64::new(0),
+            slow_call_duration: AtomicU64::new(0),
+            minimum_calls: AtomicU64::new(0),
+            failure_rate_threshold: AtomicU64::new(0),
+            slow_call_rate_threshold: AtomicU64::new(0),
+        };
+        tuning.store(config);
+        tuning
+    }
+
+    /// Publishes `config`. Callers hold the transition lock, so writers
+    /// never overlap.
+    fn apply(&self, config: &Config) {
+        let version = self.version.load(Ordering::Relaxed);
+        self.version.store(version + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.store(config);
+        self.version.store(version + 2, Ordering::Release);
+    }
+
+    fn store(&self, config: &Config) {
+        let set = |atomic: &AtomicU64, value: u64| atomic.store(value, Ordering::Relaxed);
+        set(&self.failure_threshold, config.failure_threshold().into());
+        set(&self.success_threshold, config.success_threshold().into());
+        set(
+            &self.half_open_max_calls,
+            config.half_open_max_calls().into(),
+        );
+        set(
+            &self.half_open_timeout,
+            saturating_nanos(config.half_open_timeout()),
+        );
+        set(
+            &self.slow_call_duration,
+            config.slow_call_duration().map_or(0, saturating_nanos),
+        );
+        set(&self.minimum_calls, config.minimum_calls().into());
+        set(
+            &self.failure_rate_threshold,
+            rate_bits(config.failure_rate_threshold()),
+        );
+        set(
+            &self.slow_call_rate_threshold,
+            rate_bits(config.slow_call_rate_threshold()),
+        );
+    }
+
+    fn count(atomic: &AtomicU64) -> u32 {
+        u32::try_from(atomic.load(Ordering::Relaxed)).unwrap_or(u32::MAX)
+    }
+
+    pub(super) fn failure_threshold(&self) -> u32 {
+        Self::count(&self.failure_threshold)
+    }
+
+    pub(super) fn success_threshold(&self) -> u32 {
+        Self::count(&self.success_threshold)
+    }
+
+    pub(super) fn half_open_max_calls(&self) -> u32 {
+        Self::count(&self.half_open_max_calls)
+    }
+
+    pub(super) fn half_open_timeout(&self) -> Duration {
+        Duration::from_nanos(self.half_open_timeout.load(Ordering::Relaxed))
+    }
+
+    /// Whether calls are timed: the one option the closed path reads.
+    #[inline]
+    pub(super) fn times_calls(&self) -> bool {
+        self.slow_call_duration.load(Ordering::Relaxed) != 0
+    }
+
+    /// The duration from which a call is slow, in nanoseconds, if any.
+    pub(super) fn slow_call_nanos(&self) -> Option<u64> {
+        let nanos = self.slow_call_duration.load(Ordering::Relaxed);
+        (nanos != 0).then_some(nanos)
+    }
+
+    /// The rate rules, all from one configuration. A reconfiguration under
+    /// way is waited for on the lock it holds: it writes a few words and
+    /// runs no user code.
+    pub(super) fn rate_rules(&self, transition_lock: &Mutex<Recovery>) -> RateRules {
+        let before = self.version.load(Ordering::Acquire);
+        let rules = self.read_rate_rules();
+        fence(Ordering::Acquire);
+        if before % 2 == 0 && self.version.load(Ordering::Relaxed) == before {
+            return rules;
+        }
+        let _writers_done = lock(transition_lock);
+        self.read_rate_rules()
+    }
+
+    fn read_rate_rules(&self) -> RateRules {
+        RateRules {
+            minimum_calls: self.minimum_calls.load(Ordering::Relaxed),
+            failure_rate_threshold: rate_of(self.failure_rate_threshold.load(Ordering::Relaxed)),
+            slow_call_rate_threshold: rate_of(
+                self.slow_call_rate_threshold.load(Ordering::Relaxed),
+            ),
+        }
+    }
+}
+
+/// Every window the breaker has had, and which one is in use. A window
+/// another call may still be writing to cannot be freed without knowing
+/// when that call is done; kept instead, it is used again when the breaker
+/// is configured back to its kind. So a breaker holds one window per kind
+/// it has been configured with, never more.
+#[derive(Debug)]
+pub(super) struct Windows {
+    /// One more than the index in `kept` of the window in use; 0 for none.
+    active: AtomicU64,
+    kept: AppendOnly<(WindowKind, Window)>,
+}
+
+impl Windows {
+    pub(super) fn new(kind: Option<WindowKind>) -> Self {
+        let windows = Self {
+            active: AtomicU64::new(0),
+            kept: AppendOnly::default(),
+        };
+        if let Some(kind) = kind {
+            let index = windows.kept.push((kind, Window::new(kind, tag_of(0))));
+            windows.active.store(index as u64 + 1, Ordering::Relaxed);
+        }
+        windows
+    }
+
+    /// Whether a window is in use: all the closed path asks.
+    #[inline]
+    pub(super) fn in_use(&self) -> bool {
+        self.active.load(Ordering::Relaxed) != 0
+    }
+
+    /// The window in use.
+    #[inline]
+    pub(super) fn current(&self) -> Option<&Window> {
+        let active = self.active.load(Ordering::Acquire);
+        let index = usize::try_from(active.checked_sub(1)?).ok()?;
+        self.kept.get(index).map(|(_, window)| window)
+    }
+
+    /// Puts a window of `kind` in use (or none), holding the current
+    /// period's most recent outcomes when the old window was of the same
+    /// sort (both count or both time windows). Under the transition lock.
+    fn switch(&self, kind: Option<WindowKind>, tag: u32, now: u64) {
+        let Some(kind) = kind else {
+            self.active.store(0, Ordering::Release);
+            return;
+        };
+        let index = match self.kept.iter().position(|(kept, _)| *kept == kind) {
+            Some(index) => index,
+            None => self.kept.push((kind, Window::new(kind, tag))),
+        };
+        let (_, window) = self.kept.get(index).expect("just found or pushed");
+        window.begin_period(tag);
+        if let Some(old) = self.current() {
+            window.take_recent(old, tag, now);
+        }
+        self.active.store(index as u64 + 1, Ordering::Release);
+    }
+}
+
+impl CircuitBreaker {
+    /// Changes the breaker's options while it runs. Every holder of the
+    /// breaker, every call site that cached it included, sees the new
+    /// options from its next call. The breaker keeps its state, counters
+    /// and metrics: a tighter `failure_threshold` applies from the next
+    /// failure, a resized window keeps its most recent outcomes (a time
+    /// window keeps them by the tenth of its span they fell in; a window
+    /// that changes between counting calls and covering time starts
+    /// empty), and an open period that began under the old
+    /// `recovery_timeout` keeps its end.
+    ///
+    /// The clock stays the breaker's own: times it already measured are on
+    /// it. [`Registry::configure`](crate::Registry::configure) replaces a
+    /// registry breaker whose clock changes with a fresh one.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config, State};
+    ///
+    /// let breaker = CircuitBreaker::new("feed", Config::default());
+    /// breaker.record_failure();
+    /// breaker.record_failure();
+    /// breaker.reconfigure(Config::builder().failure_threshold(3).build()?);
+    /// assert_eq!(breaker.config().failure_threshold(), 3);
+    /// breaker.record_failure();
+    /// assert_eq!(breaker.state(), State::Open, "the third consecutive failure trips it");
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn reconfigure(&self, config: Config) {
+        let mut recovery = lock(&self.recovery);
+        let config = config.with_clock_of(&recovery.config);
+        if config == recovery.config {
+            return;
+        }
+        self.tuning.apply(&config);
+        let window_kind = |config: &Config| config.keeps_window().then(|| config.window());
+        let window = window_kind(&config);
+        if window != window_kind(&recovery.config) {
+            let tag = tag_of(generation_of(self.state.load(Ordering::Acquire)));
+            self.windows.switch(window, tag, self.timeline.now_nanos());
+        }
+        recovery.open_for.reconfigure(
+            config.recovery_timeout(),
+            config.recovery_backoff(),
+            config.max_recovery_timeout(),
+        );
+        recovery.jitter.set_share(config.jitter());
+        recovery.config = config;
+    }
+}
