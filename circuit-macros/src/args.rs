@@ -197,20 +197,7 @@ impl Args {
 }
 
 fn unknown_key_message(name: &str) -> String {
-    let all = Key::ALL
-        .into_iter()
-        .map(Key::name)
-        .chain(OTHER_KEYS.iter().map(|&(k, _)| k));
-    match circuit_spec::nearest(name, all.clone().map(|k| (k, k))) {
-        Some(k) => format!(
-            "unknown key `{name}`: did you mean `{k}`? write `{k} = {}`",
-            example(k)
-        ),
-        None => format!(
-            "unknown key `{name}`; the keys are: {}",
-            all.collect::<Vec<_>>().join(", ")
-        ),
-    }
+    circuit_spec::unknown_key(name, OTHER_KEYS)
 }
 
 fn lit_str(key: &Ident, value: &Expr) -> syn::Result<LitStr> {

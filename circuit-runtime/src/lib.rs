@@ -68,6 +68,8 @@ mod window;
 pub use breaker::permit::Permit;
 pub use breaker::{CallFuture, CircuitBreaker, State};
 pub use clock::ManualClock;
+#[cfg(feature = "toml")]
+pub use config::file::{ConfigFileError, FileProblem};
 pub use config::{Config, ConfigBuilder, MAX_TRIAL_CALLS, MAX_WINDOW_SIZE};
 pub use error::{CallError, CircuitOpenError, ConfigError};
 pub use events::{Transition, TransitionCause};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::breaker::CircuitBreaker;
-use crate::config::Config;
+use crate::config::{Config, FileConfig};
 use crate::events::{HookList, Transition, TransitionCause};
 use crate::metrics::Metrics;
 use crate::sync::{lock_std, read, write};
@@ -50,9 +50,17 @@ pub fn registry() -> &'static Registry {
 /// ```
 #[derive(Default)]
 pub struct Registry {
-    entries: RwLock<HashMap<String, Entry>>,
+    names: RwLock<Names>,
     hooks: Arc<HookList>,
     conflicts: Mutex<Vec<Conflict>>,
+}
+
+/// Every name the registry knows, and the configuration file's layer.
+#[derive(Default)]
+struct Names {
+    entries: HashMap<String, Entry>,
+    /// The last configuration file loaded; empty without one.
+    file: FileConfig,
 }
 
 /// One name: its breaker, once something used it, and where its
@@ -67,13 +75,14 @@ struct Entry {
 }
 
 impl Entry {
-    /// The configuration the name's breaker runs with.
-    fn config(&self) -> Config {
-        self.configured
-            .as_ref()
-            .or(self.requested.as_ref())
-            .cloned()
-            .unwrap_or_default()
+    /// The configuration the breaker called `name` runs with: what
+    /// `configure` set, else the file's options over what code asked for.
+    fn config(&self, name: &str, file: &FileConfig) -> Config {
+        if let Some(configured) = &self.configured {
+            return configured.clone();
+        }
+        let code = self.requested.clone().unwrap_or_default();
+        file.config_for(name, &code)
     }
 }
 
@@ -160,19 +169,20 @@ impl Registry {
     /// ```
     pub fn get_or_create(&self, name: &str, config: Config) -> Arc<CircuitBreaker> {
         {
-            let entries = read(&self.entries);
-            if let Some(entry) = entries.get(name) {
+            let names = read(&self.names);
+            if let Some(entry) = names.entries.get(name) {
                 if let Some(breaker) = &entry.breaker {
                     let breaker = Arc::clone(breaker);
                     let conflict = Self::conflict(name, entry, &config);
-                    drop(entries);
+                    drop(names);
                     self.record(conflict);
                     return breaker;
                 }
             }
         }
-        let mut entries = write(&self.entries);
-        let entry = entries.entry(name.to_owned()).or_default();
+        let mut guard = write(&self.names);
+        let names = &mut *guard;
+        let entry = names.entries.entry(name.to_owned()).or_default();
         let conflict = Self::conflict(name, entry, &config);
         if entry.requested.is_none() {
             entry.requested = Some(config);
@@ -180,11 +190,11 @@ impl Registry {
         let breaker = if let Some(breaker) = &entry.breaker {
             Arc::clone(breaker)
         } else {
-            let breaker = self.new_breaker(name, entry.config());
+            let breaker = self.new_breaker(name, entry.config(name, &names.file));
             entry.breaker = Some(Arc::clone(&breaker));
             breaker
         };
-        drop(entries);
+        drop(guard);
         self.record(conflict);
         breaker
     }
@@ -216,8 +226,8 @@ impl Registry {
     /// # Ok::<(), circuit_runtime::ConfigError>(())
     /// ```
     pub fn configure(&self, name: &str, config: Config) {
-        let mut entries = write(&self.entries);
-        let entry = entries.entry(name.to_owned()).or_default();
+        let mut names = write(&self.names);
+        let entry = names.entries.entry(name.to_owned()).or_default();
         entry.configured = Some(config.clone());
         let Some(live) = &entry.breaker else { return };
         if live.config().clock == config.clock {
@@ -246,8 +256,8 @@ impl Registry {
     /// assert!(std::sync::Arc::ptr_eq(&fresh, &registry.get("db").unwrap()));
     /// ```
     pub fn replace(&self, name: &str, config: Config) -> Arc<CircuitBreaker> {
-        let mut entries = write(&self.entries);
-        let entry = entries.entry(name.to_owned()).or_default();
+        let mut names = write(&self.names);
+        let entry = names.entries.entry(name.to_owned()).or_default();
         entry.configured = Some(config.clone());
         let fresh = self.new_breaker(name, config);
         if let Some(old) = entry.breaker.replace(Arc::clone(&fresh)) {
@@ -271,7 +281,7 @@ impl Registry {
     /// assert!(registry.remove("db").is_none());
     /// ```
     pub fn remove(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
-        let removed = write(&self.entries).remove(name)?.breaker?;
+        let removed = write(&self.names).entries.remove(name)?.breaker?;
         removed.retire();
         Some(removed)
     }
@@ -305,13 +315,117 @@ impl Registry {
         }
     }
 
+    /// Loads a configuration file's text (feature `toml`) and applies it:
+    /// see [`load_toml_file`](Self::load_toml_file). Returns the names of
+    /// the running breakers whose configuration changed, sorted.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigFileError`](crate::ConfigFileError) with every mistake in
+    /// the text, each at its line and column (the file is `<string>`); a
+    /// text with a mistake changes nothing.
+    ///
+    /// ```
+    /// use circuit_runtime::{Config, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let db = registry.get_or_create("orders_db", Config::default());
+    /// let changed = registry.load_toml(r#"
+    ///     [defaults]
+    ///     recovery_timeout = "30s"
+    ///
+    ///     [profiles.database]
+    ///     failure_threshold = 3
+    ///
+    ///     [breakers.orders_db]
+    ///     base = "database"
+    ///     recovery_timeout = "45s"
+    /// "#)?;
+    /// assert_eq!(changed, ["orders_db"]);
+    /// assert_eq!(db.config().failure_threshold(), 3);
+    /// assert_eq!(db.config().recovery_timeout(), std::time::Duration::from_secs(45));
+    /// # Ok::<(), circuit_runtime::ConfigFileError>(())
+    /// ```
+    #[cfg(feature = "toml")]
+    pub fn load_toml(&self, text: &str) -> Result<Vec<String>, crate::ConfigFileError> {
+        let file = crate::config::file::parse(text).map_err(|problems| {
+            crate::ConfigFileError::Invalid {
+                file: None,
+                problems,
+            }
+        })?;
+        Ok(self.apply_file(file))
+    }
+
+    /// Loads a configuration file (feature `toml`) and applies it: every
+    /// breaker takes its options from the file's `[breakers.<name>]` table
+    /// and the profiles its `base` chain names, then from what its code
+    /// asked for, then from `[defaults]`, then from the built-in defaults.
+    /// Running breakers are reconfigured in place; names used later are
+    /// built with it. A name [`configure`](Self::configure)d in code keeps
+    /// that configuration. Loading another file replaces this one: a
+    /// breaker it no longer names goes back to its code's options.
+    ///
+    /// The file is checked whole before anything is applied. Returns the
+    /// names of the running breakers whose configuration changed, sorted.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigFileError`](crate::ConfigFileError): the file could not be
+    /// read, or every mistake in it, each at its line and column, with its
+    /// table and key. A file with a mistake changes nothing.
+    ///
+    /// ```no_run
+    /// let changed = circuit_runtime::registry().load_toml_file("config/breakers.toml")?;
+    /// println!("reconfigured: {changed:?}");
+    /// # Ok::<(), circuit_runtime::ConfigFileError>(())
+    /// ```
+    #[cfg(feature = "toml")]
+    pub fn load_toml_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Vec<String>, crate::ConfigFileError> {
+        let path = path.as_ref();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| crate::ConfigFileError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        self.load_toml(&text)
+            .map_err(|err| err.with_file(path.to_owned()))
+    }
+
+    /// Makes `file` the configuration file's layer and reconfigures every
+    /// running breaker whose configuration that changes; returns their
+    /// names, sorted.
+    #[cfg(feature = "toml")]
+    fn apply_file(&self, file: FileConfig) -> Vec<String> {
+        let mut guard = write(&self.names);
+        let names = &mut *guard;
+        names.file = file;
+        let mut changed: Vec<String> = names
+            .entries
+            .iter()
+            .filter_map(|(name, entry)| {
+                let breaker = entry.breaker.as_ref()?;
+                let config = entry.config(name, &names.file);
+                (breaker.config() != config).then(|| {
+                    breaker.reconfigure(config);
+                    name.clone()
+                })
+            })
+            .collect();
+        changed.sort_unstable();
+        changed
+    }
+
     /// The breaker called `name`, if one was registered.
     ///
     /// ```
     /// assert!(circuit_runtime::registry().get("never-registered").is_none());
     /// ```
     pub fn get(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
-        read(&self.entries).get(name)?.breaker.clone()
+        read(&self.names).entries.get(name)?.breaker.clone()
     }
 
     /// Every registered name, sorted.
@@ -323,7 +437,8 @@ impl Registry {
     /// assert_eq!(registry.names(), ["a", "b"]);
     /// ```
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = read(&self.entries)
+        let mut names: Vec<String> = read(&self.names)
+            .entries
             .iter()
             .filter(|(_, entry)| entry.breaker.is_some())
             .map(|(name, _)| name.clone())
@@ -335,7 +450,8 @@ impl Registry {
     /// Every breaker, sorted by name. The lock on the registry is released
     /// before any breaker is read.
     fn all(&self) -> Vec<Arc<CircuitBreaker>> {
-        let mut breakers: Vec<Arc<CircuitBreaker>> = read(&self.entries)
+        let mut breakers: Vec<Arc<CircuitBreaker>> = read(&self.names)
+            .entries
             .values()
             .filter_map(|entry| entry.breaker.clone())
             .collect();

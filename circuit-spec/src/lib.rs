@@ -161,6 +161,37 @@ impl fmt::Display for Key {
     }
 }
 
+/// The message for a key that is neither an option nor one of `others`
+/// (each with the example value to suggest): a "did you mean" when `name`
+/// looks like a typo of one, else every key there is. What the attribute,
+/// a configuration file and `Config: Deserialize` all say.
+///
+/// ```
+/// let message = circuit_spec::unknown_key("failure_treshold", &[]);
+/// assert_eq!(message, "unknown key `failure_treshold`: did you mean `failure_threshold`? write `failure_threshold = 5`");
+/// let message = circuit_spec::unknown_key("colour", &[("base", "\"database\"")]);
+/// assert!(message.starts_with("unknown key `colour`; the keys are: failure_threshold,"));
+/// assert!(message.ends_with("half_open_timeout, base"));
+/// ```
+pub fn unknown_key(name: &str, others: &[(&'static str, &'static str)]) -> String {
+    let keys = Key::ALL
+        .into_iter()
+        .map(|key| (key.name(), key.spec().example))
+        .chain(others.iter().copied());
+    match nearest(
+        name,
+        keys.clone().map(|(key, example)| (key, (key, example))),
+    ) {
+        Some((key, example)) => {
+            format!("unknown key `{name}`: did you mean `{key}`? write `{key} = {example}`")
+        }
+        None => format!(
+            "unknown key `{name}`; the keys are: {}",
+            keys.map(|(key, _)| key).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// The candidate closest to `name` by edit distance, if close enough to be
 /// a typo of it: what every "did you mean" in the project suggests.
 ///
@@ -168,10 +199,7 @@ impl fmt::Display for Key {
 /// let keys = [("fallback", 1), ("name", 2)];
 /// assert_eq!(circuit_spec::nearest("fallbak", keys), Some(1));
 /// ```
-pub fn nearest<T>(
-    name: &str,
-    candidates: impl IntoIterator<Item = (&'static str, T)>,
-) -> Option<T> {
+pub fn nearest<'a, T>(name: &str, candidates: impl IntoIterator<Item = (&'a str, T)>) -> Option<T> {
     candidates
         .into_iter()
         .map(|(candidate, value)| (distance(name, candidate), candidate, value))

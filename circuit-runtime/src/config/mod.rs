@@ -9,6 +9,11 @@ use circuit_spec::{Key, Problem, Resolved, Settings, Value};
 use crate::clock::{Clock, ManualClock};
 use crate::error::ConfigError;
 
+#[cfg(feature = "toml")]
+pub(crate) mod file;
+#[cfg(feature = "serde")]
+mod serde;
+
 /// The largest `success_threshold` and `half_open_max_calls`: both are
 /// packed into 16-bit fields of one atomic word so a trial is admitted with a
 /// single compare-and-swap.
@@ -39,9 +44,43 @@ pub const MAX_WINDOW_SIZE: u32 = circuit_spec::MAX_WINDOW_SIZE;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The options that were set, which a layer above (a file) overrides
+    /// one by one.
+    explicit: Settings,
     /// Every option in force.
     resolved: Resolved,
     pub(crate) clock: Clock,
+}
+
+/// What a configuration file says, checked: its defaults, and each
+/// breaker's own options over its base chain. Empty without a file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct FileConfig {
+    pub(crate) defaults: Settings,
+    pub(crate) breakers: std::collections::BTreeMap<String, Settings>,
+}
+
+impl FileConfig {
+    /// The configuration of breaker `name`, whose code asked for `code`:
+    /// the file's options for the name (its own and its base chain's),
+    /// over the code's, over the file's defaults, over the built-in
+    /// defaults. Should the code's options contradict the file's (a file's
+    /// `minimum_calls` above the code's `window_size`), the file's are
+    /// taken without the code's: the file is what an operator can change.
+    pub(crate) fn config_for(&self, name: &str, code: &Config) -> Config {
+        let own = self.breakers.get(name);
+        if own.is_none() && self.defaults.is_empty() {
+            return code.clone();
+        }
+        let empty = Settings::new();
+        let own = own.unwrap_or(&empty);
+        let layered = own.layered_over(&code.explicit.layered_over(&self.defaults));
+        Config::from_settings(&layered, code.clock.clone())
+            .or_else(|_| {
+                Config::from_settings(&own.layered_over(&self.defaults), code.clock.clone())
+            })
+            .unwrap_or_else(|_| code.clone())
+    }
 }
 
 /// Which outcomes the sliding window holds.
@@ -276,11 +315,17 @@ impl Config {
         self
     }
 
-    fn from_settings(explicit: &Settings, clock: Clock) -> Result<Config, ConfigError> {
+    /// The configuration `explicit` describes, on `clock`: the first of its
+    /// problems if it has any.
+    pub(crate) fn from_settings(explicit: &Settings, clock: Clock) -> Result<Config, ConfigError> {
         let resolved = explicit
             .resolve()
             .map_err(|problems| ConfigError::from(problems[0].clone()))?;
-        Ok(Config { resolved, clock })
+        Ok(Config {
+            explicit: explicit.clone(),
+            resolved,
+            clock,
+        })
     }
 
     /// Options that always have a value.
