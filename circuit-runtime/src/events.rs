@@ -91,28 +91,74 @@ impl std::fmt::Display for TransitionCause {
     }
 }
 
-pub(crate) type Hook = Arc<dyn Fn(&Transition) + Send + Sync>;
-
-/// Hooks that can be added at any time, including from inside a hook.
-#[derive(Default)]
-pub(crate) struct HookList {
-    hooks: RwLock<Vec<Hook>>,
+/// A configuration file was loaded, or failed to load (feature `toml`):
+/// what [`Registry::on_reload`](crate::Registry::on_reload) hooks receive
+/// after every load, by hand or by a watch.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use circuit_runtime::{Config, Registry};
+///
+/// let registry = Registry::new();
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&seen);
+/// registry.on_reload(move |reload| {
+///     sink.lock().unwrap().push(match &reload.outcome {
+///         Ok(changed) => format!("applied, changed {changed:?}"),
+///         Err(err) => format!("kept the last good configuration: {err}"),
+///     });
+/// });
+/// registry.get_or_create("db", Config::default());
+/// registry.load_toml("[breakers.db]\nfailure_threshold = 3\n")?;
+/// let _ = registry.load_toml("[breakers.db]\nfailure_threshold = 0\n");
+/// assert_eq!(*seen.lock().unwrap(), [
+///     "applied, changed [\"db\"]".to_owned(),
+///     "kept the last good configuration: <string>:2:21: [breakers.db] `failure_threshold` must be at least 1, got 0: write e.g. `failure_threshold = 5`".to_owned(),
+/// ]);
+/// # Ok::<(), circuit_runtime::ConfigFileError>(())
+/// ```
+#[cfg(feature = "toml")]
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Reload {
+    /// The file, or `None` for text given to
+    /// [`load_toml`](crate::Registry::load_toml).
+    pub file: Option<std::path::PathBuf>,
+    /// The names of the running breakers it reconfigured, sorted; or why
+    /// nothing in it was applied (the last good configuration stays).
+    pub outcome: Result<Vec<String>, crate::ConfigFileError>,
 }
 
-impl HookList {
-    pub(crate) fn push(&self, hook: Hook) {
+/// A hook on events of type `E`, shared so a list can be copied cheaply.
+pub(crate) type Hook<E = Transition> = Arc<dyn Fn(&E) + Send + Sync>;
+
+/// Hooks that can be added at any time, including from inside a hook.
+pub(crate) struct HookList<E = Transition> {
+    hooks: RwLock<Vec<Hook<E>>>,
+}
+
+impl<E> Default for HookList<E> {
+    fn default() -> Self {
+        Self {
+            hooks: RwLock::default(),
+        }
+    }
+}
+
+impl<E> HookList<E> {
+    pub(crate) fn push(&self, hook: Hook<E>) {
         write(&self.hooks).push(hook);
     }
 
-    /// Runs every hook on `transition`. The list is copied first so no lock
-    /// is held while user code runs: a hook may add hooks or use the
-    /// breaker. A panicking hook is contained (the panic hook still reports
-    /// it) so it cannot unwind through the caller's call or stop the hooks
-    /// after it; the transition itself was committed before any hook ran.
-    pub(crate) fn run(&self, transition: &Transition) {
+    /// Runs every hook on `event`. The list is copied first so no lock is
+    /// held while user code runs: a hook may add hooks or use the breaker.
+    /// A panicking hook is contained (the panic hook still reports it) so
+    /// it cannot unwind through the caller's call or stop the hooks after
+    /// it; what the event reports was committed before any hook ran.
+    pub(crate) fn run(&self, event: &E) {
         let hooks = read(&self.hooks).clone();
         for hook in hooks {
-            let _contained = catch_unwind(AssertUnwindSafe(|| hook(transition)));
+            let _contained = catch_unwind(AssertUnwindSafe(|| hook(event)));
         }
     }
 
@@ -121,7 +167,7 @@ impl HookList {
     }
 }
 
-impl std::fmt::Debug for HookList {
+impl<E> std::fmt::Debug for HookList<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let count = read(&self.hooks).len();
         f.debug_struct("HookList").field("hooks", &count).finish()

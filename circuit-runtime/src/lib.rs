@@ -70,8 +70,12 @@ pub use breaker::{CallFuture, CircuitBreaker, State};
 pub use clock::ManualClock;
 #[cfg(feature = "toml")]
 pub use config::file::{ConfigFileError, FileProblem};
+#[cfg(feature = "watch")]
+pub use config::reload::{WatchGuard, DEFAULT_DEBOUNCE};
 pub use config::{Config, ConfigBuilder, MAX_TRIAL_CALLS, MAX_WINDOW_SIZE};
 pub use error::{CallError, CircuitOpenError, ConfigError};
+#[cfg(feature = "toml")]
+pub use events::Reload;
 pub use events::{Transition, TransitionCause};
 pub use metrics::Metrics;
 pub use registry::{registry, Conflict, Registry, Snapshot};

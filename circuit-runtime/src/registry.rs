@@ -52,6 +52,8 @@ pub fn registry() -> &'static Registry {
 pub struct Registry {
     names: RwLock<Names>,
     hooks: Arc<HookList>,
+    #[cfg(feature = "toml")]
+    reload_hooks: HookList<crate::Reload>,
     conflicts: Mutex<Vec<Conflict>>,
 }
 
@@ -348,6 +350,11 @@ impl Registry {
     /// ```
     #[cfg(feature = "toml")]
     pub fn load_toml(&self, text: &str) -> Result<Vec<String>, crate::ConfigFileError> {
+        self.report(None, self.apply_toml(text))
+    }
+
+    #[cfg(feature = "toml")]
+    fn apply_toml(&self, text: &str) -> Result<Vec<String>, crate::ConfigFileError> {
         let file = crate::config::file::parse(text).map_err(|problems| {
             crate::ConfigFileError::Invalid {
                 file: None,
@@ -355,6 +362,28 @@ impl Registry {
             }
         })?;
         Ok(self.apply_file(file))
+    }
+
+    /// Tells the reload hooks about a load, and returns its outcome.
+    #[cfg(feature = "toml")]
+    pub(crate) fn report(
+        &self,
+        file: Option<std::path::PathBuf>,
+        outcome: Result<Vec<String>, crate::ConfigFileError>,
+    ) -> Result<Vec<String>, crate::ConfigFileError> {
+        let reload = crate::Reload { file, outcome };
+        self.reload_hooks.run(&reload);
+        reload.outcome
+    }
+
+    /// Adds a hook that runs after every configuration file load (feature
+    /// `toml`), good or bad, by hand or by a
+    /// [watch](Self::watch_toml_file): see [`Reload`](crate::Reload). Like
+    /// every hook, it runs outside every lock, and a panic in it is
+    /// contained.
+    #[cfg(feature = "toml")]
+    pub fn on_reload(&self, hook: impl Fn(&crate::Reload) + Send + Sync + 'static) {
+        self.reload_hooks.push(Arc::new(hook));
     }
 
     /// Loads a configuration file (feature `toml`) and applies it: every
@@ -386,13 +415,29 @@ impl Registry {
         path: impl AsRef<std::path::Path>,
     ) -> Result<Vec<String>, crate::ConfigFileError> {
         let path = path.as_ref();
-        let text =
-            std::fs::read_to_string(path).map_err(|source| crate::ConfigFileError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
-        self.load_toml(&text)
-            .map_err(|err| err.with_file(path.to_owned()))
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.load_file_text(path, &text),
+            Err(source) => self.report(
+                Some(path.to_owned()),
+                Err(crate::ConfigFileError::Read {
+                    path: path.to_owned(),
+                    source: Arc::new(source),
+                }),
+            ),
+        }
+    }
+
+    /// Applies `text`, read from the file at `path`, and reports it.
+    #[cfg(feature = "toml")]
+    pub(crate) fn load_file_text(
+        &self,
+        path: &std::path::Path,
+        text: &str,
+    ) -> Result<Vec<String>, crate::ConfigFileError> {
+        let outcome = self
+            .apply_toml(text)
+            .map_err(|err| err.with_file(path.to_owned()));
+        self.report(Some(path.to_owned()), outcome)
     }
 
     /// Makes `file` the configuration file's layer and reconfigures every

@@ -31,7 +31,7 @@ use super::FileConfig;
 /// );
 /// # }
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigFileError {
     /// The file could not be read.
@@ -39,9 +39,19 @@ pub enum ConfigFileError {
     Read {
         /// The file.
         path: PathBuf,
+        /// Why; shared, so the error can go to every reload hook.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    /// The file's directory could not be watched (feature `watch`).
+    #[cfg(feature = "watch")]
+    #[error("cannot watch {}: {source}", path.display())]
+    Watch {
+        /// The file.
+        path: PathBuf,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: std::sync::Arc<notify::Error>,
     },
     /// The file has mistakes; nothing in it was applied.
     #[error("{}", describe(file.as_deref(), problems))]
@@ -67,8 +77,8 @@ impl ConfigFileError {
     /// ```
     pub fn problems(&self) -> &[FileProblem] {
         match self {
-            ConfigFileError::Read { .. } => &[],
             ConfigFileError::Invalid { problems, .. } => problems,
+            _ => &[],
         }
     }
 
@@ -78,7 +88,7 @@ impl ConfigFileError {
                 file: Some(path),
                 problems,
             },
-            read @ ConfigFileError::Read { .. } => read,
+            other => other,
         }
     }
 }

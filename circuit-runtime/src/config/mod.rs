@@ -11,6 +11,8 @@ use crate::error::ConfigError;
 
 #[cfg(feature = "toml")]
 pub(crate) mod file;
+#[cfg(feature = "watch")]
+pub(crate) mod reload;
 #[cfg(feature = "serde")]
 mod serde;
 
