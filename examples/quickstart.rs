@@ -82,9 +82,9 @@ fn show_registry(step: &str) {
 }
 
 fn main() {
-    // Registering "quotes" before its first call, with a manual clock, lets
-    // this program skip the 30-second recovery timeout instead of sleeping
-    // through it. The attribute then uses this breaker as it is. Real
+    // Configuring "quotes" with a manual clock lets this program skip the
+    // 30-second recovery timeout instead of sleeping through it: the name
+    // gets a breaker on that clock, which the attribute then uses. Real
     // programs leave this out (tests keep it).
     let clock = ManualClock::new();
     let config = Config::builder()
@@ -93,7 +93,7 @@ fn main() {
         .clock(clock.clone())
         .build()
         .expect("a valid configuration");
-    registry().get_or_create("quotes", config);
+    registry().configure("quotes", config);
 
     println!("1. closed: the service is healthy, calls run");
     for symbol in ["RUST", "CRAB"] {

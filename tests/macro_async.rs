@@ -116,7 +116,7 @@ fn a_cancelled_async_call_gives_back_its_half_open_slot() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let breaker = registry().get_or_create("macro_async.cancel", config);
+    let breaker = registry().replace("macro_async.cancel", config);
     breaker.record_failure();
     clock.advance(Duration::from_secs(10));
 

@@ -206,7 +206,7 @@ fn recovering() -> Result<&'static str, ApiError> {
 }
 
 #[test]
-fn a_pre_registered_breaker_with_a_manual_clock_drives_recovery() {
+fn a_breaker_configured_with_a_manual_clock_drives_recovery() {
     let clock = ManualClock::new();
     let config = Config::builder()
         .failure_threshold(1)
@@ -214,13 +214,13 @@ fn a_pre_registered_breaker_with_a_manual_clock_drives_recovery() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    registry().get_or_create("macro_sync.recovery", config);
+    registry().configure("macro_sync.recovery", config);
 
     assert_eq!(recovering(), Err(ApiError::Down));
     assert_eq!(
         state("macro_sync.recovery"),
         State::Open,
-        "the pre-registered threshold (1) is used, not the attribute's (5)"
+        "the configured threshold (1) is used, not the attribute's (5)"
     );
     assert_eq!(recovering(), Err(ApiError::Unavailable(State::Open)));
 

@@ -216,7 +216,7 @@ fn soak_keeps_every_count_and_slot_and_still_recovers() {
         .and_then(|value| value.parse().ok())
         .unwrap_or(2);
     let clock = ManualClock::new();
-    let breaker = registry().get_or_create(
+    let breaker = registry().replace(
         NAME,
         Config::builder()
             .failure_threshold(3)
