@@ -408,3 +408,39 @@ fn reconfiguration_under_concurrent_calls_loses_no_call() {
     assert_eq!(metrics.total_calls + metrics.rejected_calls, 60_000);
     assert_eq!(breaker.state(), State::Closed, "no rule could trip it");
 }
+
+struct Client;
+
+impl Client {
+    #[circuit_breaker(failure_threshold = 1)]
+    fn fetch(&self, fail: bool) -> Result<(), ApiError> {
+        if fail {
+            Err(ApiError::Down)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn a_method_named_after_its_type_picks_up_a_replaced_breaker() {
+    let name = "live_config::Client::fetch";
+    assert_eq!(Client.fetch(true), Err(ApiError::Down));
+    assert_eq!(Client.fetch(false), Err(ApiError::Unavailable));
+    let clock = ManualClock::new();
+    let fresh = registry().replace(name, config(2, &clock));
+    assert_eq!(
+        Client.fetch(true),
+        Err(ApiError::Down),
+        "the fresh breaker runs it"
+    );
+    assert_eq!(fresh.metrics().failed_calls, 1);
+    assert_eq!(fresh.state(), State::Closed, "its own threshold of 2");
+    assert!(registry().remove(name).is_some());
+    assert_eq!(
+        Client.fetch(false),
+        Ok(()),
+        "a new breaker after the removal"
+    );
+    assert_eq!(registered(name).config().failure_threshold(), 1);
+}
