@@ -47,6 +47,10 @@
 //! - [`registry()`]: named breakers shared by the whole program, with
 //!   [`snapshots`](Registry::snapshots) for health endpoints and
 //!   [`on_transition`](Registry::on_transition) hooks for logging.
+//! - [`Registry::configure`] and [`CircuitBreaker::reconfigure`]: change a
+//!   running breaker's options in place; with the `toml` feature,
+//!   `Registry::load_toml_file` reads them from a file, and with `watch`,
+//!   `Registry::watch_toml_file` applies its edits as they happen.
 //! - [`ManualClock`]: test timeouts without sleeping.
 #![deny(unsafe_code)]
 
