@@ -2,6 +2,7 @@
 //! window and the state of the period it was admitted in.
 
 use super::permit::{Admission, Verdict};
+use super::tuning::RateRules;
 use super::words::{generation_of, pack_state, state_of, tag_of, trial_fields, trial_value};
 use super::{CircuitBreaker, State};
 use crate::events::TransitionCause;
@@ -114,15 +115,13 @@ impl CircuitBreaker {
 
     fn on_closed_success(&self, admission: &Admission, slow: bool) {
         self.end_closed_failure_run(admission);
-        if self.windows.in_use() {
-            self.record_in_window(
-                admission,
-                Outcome {
-                    failed: false,
-                    slow,
-                },
-            );
-        }
+        self.record_in_window(
+            admission.generation,
+            Outcome {
+                failed: false,
+                slow,
+            },
+        );
     }
 
     #[cold]
@@ -142,7 +141,7 @@ impl CircuitBreaker {
                 }
                 // A no-op once the breaker has tripped: the window only
                 // takes outcomes of the current closed period.
-                self.record_in_window(admission, Outcome { failed: true, slow });
+                self.record_in_window(admission.generation, Outcome { failed: true, slow });
             }
             State::HalfOpen => {
                 // No slot given back first: the period ends here, and a slot
@@ -187,11 +186,14 @@ impl CircuitBreaker {
     /// Adds a closed-period outcome to the window and trips the breaker if a
     /// rate rule says so.
     #[inline]
-    fn record_in_window(&self, admission: &Admission, outcome: Outcome) {
+    /// Takes the generation, not the admission: by reference, the
+    /// admission's fields were read back from the caller's stack right
+    /// after being stored, a stall on every windowed call (`rate_window`).
+    fn record_in_window(&self, generation: u64, outcome: Outcome) {
         let Some(window) = self.windows.current() else {
             return;
         };
-        let expected = pack_state(admission.generation, State::Closed);
+        let expected = pack_state(generation, State::Closed);
         if self.state.load(Ordering::Acquire) != expected {
             return;
         }
@@ -202,12 +204,30 @@ impl CircuitBreaker {
         };
         // `None` when the period ended since the check above: the window
         // belongs to the next period now.
-        let Some(tally) = window.record(tag_of(admission.generation), outcome, now) else {
+        let Some(tally) = window.record(tag_of(generation), outcome, now) else {
             return;
         };
-        let rules = self.tuning.rate_rules(&self.recovery);
-        if tally.calls < rules.minimum_calls {
+        // Read without the sequence check first: rules mixed from two
+        // configurations by a reconfiguration under way can trip where
+        // neither would, but a mix that does not trip agrees with one of
+        // them (both tripping means every mix trips). So only a trip pays
+        // for reading the rules from one configuration, and is judged
+        // again by them.
+        if Self::rate_rule_reached(&tally, self.tuning.rate_rules_unchecked()).is_none() {
             return;
+        }
+        let Some(cause) = Self::rate_rule_reached(&tally, self.tuning.rate_rules(&self.recovery))
+        else {
+            return;
+        };
+        self.transition(Some(expected), State::Open, cause);
+    }
+
+    /// The rate rule `tally` reaches under `rules`, if any.
+    #[inline]
+    fn rate_rule_reached(tally: &Tally, rules: RateRules) -> Option<TransitionCause> {
+        if tally.calls < rules.minimum_calls {
+            return None;
         }
         // A rate is only computed when a rule asks for it and its count is
         // not zero (thresholds are above zero): a division costs more than
@@ -218,14 +238,13 @@ impl CircuitBreaker {
                     Tally::ratio(count, tally.calls).is_some_and(|rate| rate >= threshold)
                 })
         };
-        let cause = if reached(tally.failures, rules.failure_rate_threshold) {
-            TransitionCause::FailureRate
+        if reached(tally.failures, rules.failure_rate_threshold) {
+            Some(TransitionCause::FailureRate)
         } else if reached(tally.slow, rules.slow_call_rate_threshold) {
-            TransitionCause::SlowCallRate
+            Some(TransitionCause::SlowCallRate)
         } else {
-            return;
-        };
-        self.transition(Some(expected), State::Open, cause);
+            None
+        }
     }
 
     fn on_trial_success(&self, admission: &Admission) {

@@ -5,6 +5,7 @@
 //! breaker see the change on their next call and nothing a call touches
 //! is ever freed under it.
 
+use std::iter;
 use std::time::Duration;
 
 use super::words::{generation_of, tag_of};
@@ -141,17 +142,34 @@ impl Tuning {
     /// The rate rules, all from one configuration. A reconfiguration under
     /// way is waited for on the lock it holds: it writes a few words and
     /// runs no user code.
+    #[inline]
     pub(super) fn rate_rules(&self, transition_lock: &Mutex<Recovery>) -> RateRules {
         let before = self.version.load(Ordering::Acquire);
         let rules = self.read_rate_rules();
         fence(Ordering::Acquire);
         if before % 2 == 0 && self.version.load(Ordering::Relaxed) == before {
-            return rules;
+            rules
+        } else {
+            self.rate_rules_after_writer(transition_lock)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rate_rules_after_writer(&self, transition_lock: &Mutex<Recovery>) -> RateRules {
         let _writers_done = lock(transition_lock);
         self.read_rate_rules()
     }
 
+    /// The rate rules, each read on its own: during a reconfiguration,
+    /// possibly some old and some new. See `record_in_window` for when
+    /// that is enough.
+    #[inline]
+    pub(super) fn rate_rules_unchecked(&self) -> RateRules {
+        self.read_rate_rules()
+    }
+
+    #[inline]
     fn read_rate_rules(&self) -> RateRules {
         RateRules {
             minimum_calls: self.minimum_calls.load(Ordering::Relaxed),
@@ -170,22 +188,24 @@ impl Tuning {
 /// it has been configured with, never more.
 #[derive(Debug)]
 pub(super) struct Windows {
-    /// One more than the index in `kept` of the window in use; 0 for none.
+    /// 0 for none, 1 for `initial`, `n` for `later[n - 2]`.
     active: AtomicU64,
-    kept: AppendOnly<(WindowKind, Window)>,
+    /// The window the breaker was built with, inline: the window most
+    /// breakers only ever have is one load away, as it was before windows
+    /// could change (the `rate_window` bench).
+    initial: Option<(WindowKind, Window)>,
+    /// Boxed: the list's segment table is a kilobyte, which inline would
+    /// push the breaker's other fields apart, onto more cache lines.
+    later: Box<AppendOnly<(WindowKind, Window)>>,
 }
 
 impl Windows {
     pub(super) fn new(kind: Option<WindowKind>) -> Self {
-        let windows = Self {
-            active: AtomicU64::new(0),
-            kept: AppendOnly::default(),
-        };
-        if let Some(kind) = kind {
-            let index = windows.kept.push((kind, Window::new(kind, tag_of(0))));
-            windows.active.store(index as u64 + 1, Ordering::Relaxed);
+        Self {
+            active: AtomicU64::new(u64::from(kind.is_some())),
+            initial: kind.map(|kind| (kind, Window::new(kind, tag_of(0)))),
+            later: Box::default(),
         }
-        windows
     }
 
     /// Whether a window is in use: all the closed path asks.
@@ -197,9 +217,30 @@ impl Windows {
     /// The window in use.
     #[inline]
     pub(super) fn current(&self) -> Option<&Window> {
-        let active = self.active.load(Ordering::Acquire);
-        let index = usize::try_from(active.checked_sub(1)?).ok()?;
-        self.kept.get(index).map(|(_, window)| window)
+        match self.active.load(Ordering::Acquire) {
+            0 => None,
+            1 => self.initial.as_ref().map(|(_, window)| window),
+            later => self.get_later(later),
+        }
+    }
+
+    /// Out of line: only breakers reconfigured to a new kind of window
+    /// come here, and inline its lookup cost the others registers.
+    #[cold]
+    #[inline(never)]
+    fn get_later(&self, active: u64) -> Option<&Window> {
+        let (_, window) = self
+            .later
+            .get(usize::try_from(active.checked_sub(2)?).ok()?)?;
+        Some(window)
+    }
+
+    fn get(&self, active: u64) -> Option<&Window> {
+        match active {
+            0 => None,
+            1 => self.initial.as_ref().map(|(_, window)| window),
+            later => self.get_later(later),
+        }
     }
 
     /// Puts a window of `kind` in use (or none), holding the current
@@ -210,16 +251,22 @@ impl Windows {
             self.active.store(0, Ordering::Release);
             return;
         };
-        let index = match self.kept.iter().position(|(kept, _)| *kept == kind) {
-            Some(index) => index,
-            None => self.kept.push((kind, Window::new(kind, tag))),
+        let kept = iter::once(self.initial.as_ref())
+            .flatten()
+            .chain(self.later.iter())
+            .position(|(kept, _)| *kept == kind);
+        let active = match (kept, &self.initial) {
+            (Some(0), Some(_)) => 1,
+            (Some(index), Some(_)) => index as u64 + 1,
+            (Some(index), None) => index as u64 + 2,
+            (None, _) => self.later.push((kind, Window::new(kind, tag))) as u64 + 2,
         };
-        let (_, window) = self.kept.get(index).expect("just found or pushed");
+        let window = self.get(active).expect("just found or pushed");
         window.begin_period(tag);
         if let Some(old) = self.current() {
             window.take_recent(old, tag, now);
         }
-        self.active.store(index as u64 + 1, Ordering::Release);
+        self.active.store(active, Ordering::Release);
     }
 }
 
