@@ -444,3 +444,40 @@ fn a_method_named_after_its_type_picks_up_a_replaced_breaker() {
     );
     assert_eq!(registered(name).config().failure_threshold(), 1);
 }
+
+#[circuit_breaker(name = "live.raced")]
+fn raced() -> Result<(), ApiError> {
+    Ok(())
+}
+
+#[test]
+fn calls_racing_replacements_each_land_on_one_breaker_and_then_on_the_last() {
+    const CALLS: u64 = 5_000;
+    assert_eq!(raced(), Ok(()));
+    let mut breakers = vec![registered("live.raced")];
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| {
+                for _ in 0..CALLS {
+                    assert_eq!(raced(), Ok(()));
+                }
+            });
+        }
+        for _ in 0..200 {
+            breakers.push(registry().replace("live.raced", Config::default()));
+        }
+    });
+    assert_eq!(raced(), Ok(()));
+    let last = breakers.last().unwrap();
+    assert!(Arc::ptr_eq(last, &registered("live.raced")));
+    assert!(
+        last.metrics().total_calls >= 1,
+        "the call after the race is on the last"
+    );
+    let total: u64 = breakers.iter().map(|b| b.metrics().total_calls).sum();
+    assert_eq!(
+        total,
+        3 * CALLS + 2,
+        "every call counted once, on one of them"
+    );
+}

@@ -54,6 +54,16 @@ impl BreakerCell {
         self.0
             .store(ptr::from_ref(breaker).cast_mut(), Ordering::Release);
     }
+
+    /// Empties the cell if it still points at `breaker`.
+    pub(crate) fn clear_if(&self, breaker: &CircuitBreaker) {
+        let _ = self.0.compare_exchange(
+            ptr::from_ref(breaker).cast_mut(),
+            ptr::null_mut(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
 }
 
 impl std::fmt::Debug for BreakerCell {

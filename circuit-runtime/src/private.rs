@@ -23,9 +23,9 @@ pub use std::time::Duration;
 /// call and read without hashing or locking after that.
 ///
 /// When the registry replaces the breaker behind the name (a removal, a
-/// configuration with another clock), the old one is marked retired and
-/// the site fetches the current one on its next call: one load of a flag
-/// per call, in the breaker the call reads anyway.
+/// configuration with another clock), the old breaker empties the caches
+/// of the sites that hold it, and they fetch the current one on their next
+/// call: a call reads one pointer, and checks nothing else.
 #[derive(Debug)]
 pub struct CallSite {
     breaker: BreakerCell,
@@ -61,8 +61,8 @@ impl CallSite {
         config: impl FnOnce() -> Config,
     ) -> &'static CircuitBreaker {
         match self.breaker.get() {
-            Some(breaker) if !breaker.is_retired() => breaker,
-            _ => self.resolve(name, config),
+            Some(breaker) => breaker,
+            None => self.resolve(name, config),
         }
     }
 
@@ -75,9 +75,7 @@ impl CallSite {
         name: &str,
         config: impl FnOnce() -> Config,
     ) -> &'static CircuitBreaker {
-        let breaker = keep_forever(registry().get_or_create(name, config()));
-        self.breaker.set(breaker);
-        breaker
+        resolve_into(&self.breaker, name, &config())
     }
 }
 
@@ -120,10 +118,14 @@ struct Node {
 
 impl Node {
     #[inline]
-    fn breaker(&self, method: &str, config: impl FnOnce() -> Config) -> &'static CircuitBreaker {
+    fn breaker(
+        &'static self,
+        method: &str,
+        config: impl FnOnce() -> Config,
+    ) -> &'static CircuitBreaker {
         match self.breaker.get() {
-            Some(breaker) if !breaker.is_retired() => breaker,
-            _ => self.resolve(method, config),
+            Some(breaker) => breaker,
+            None => self.resolve(method, config),
         }
     }
 
@@ -131,11 +133,16 @@ impl Node {
     /// the registry replaced the one the node held.
     #[cold]
     #[inline(never)]
-    fn resolve(&self, method: &str, config: impl FnOnce() -> Config) -> &'static CircuitBreaker {
-        let name = format!("{}::{method}", self.path);
-        let breaker = keep_forever(registry().get_or_create(&name, config()));
-        self.breaker.set(breaker);
-        breaker
+    fn resolve(
+        &'static self,
+        method: &str,
+        config: impl FnOnce() -> Config,
+    ) -> &'static CircuitBreaker {
+        resolve_into(
+            &self.breaker,
+            &format!("{}::{method}", self.path),
+            &config(),
+        )
     }
 }
 
@@ -185,22 +192,16 @@ impl MethodSite {
             return node.breaker(method, config);
         }
         // A type name not seen before gets a node of its own, so its next
-        // call is found by address. Its breaker is resolved before a slot
-        // is claimed, not inside `get_or_init`: other types' first calls
-        // wait on that same slot, and must not wait on `config` (the
-        // user's code) or on the registry's lock.
+        // call is found by address. The node is claimed empty and its
+        // breaker resolved afterwards, not inside `get_or_init`: other
+        // types' first calls wait on that same slot, and must not wait on
+        // `config` (the user's code) or on the registry's lock.
         let path = type_path(self_type);
-        let breaker =
-            keep_forever(registry().get_or_create(&format!("{path}::{method}"), config()));
-        let new_node = || {
-            let node = Node {
-                self_type,
-                path,
-                breaker: BreakerCell::new(),
-                next: OnceLock::new(),
-            };
-            node.breaker.set(breaker);
-            node
+        let new_node = || Node {
+            self_type,
+            path,
+            breaker: BreakerCell::new(),
+            next: OnceLock::new(),
         };
         let mut last = self.first.get_or_init(new_node);
         // A slot another type claimed since the walk holds that type's
@@ -208,12 +209,28 @@ impl MethodSite {
         while !ptr::eq(last.self_type, self_type) {
             last = last.next.get_or_init(|| Box::new(new_node()));
         }
-        breaker
+        last.breaker(method, config)
     }
 
     /// The nodes appended so far, first to last.
     fn nodes(&'static self) -> impl Iterator<Item = &'static Node> {
         iter::successors(self.first.get(), |node| node.next.get().map(|next| &**next))
+    }
+}
+
+/// Caches in `cell` the registry's breaker called `name`, registering
+/// `config` for it unless the name has a breaker or a configuration. A
+/// breaker retired between the lookup and the caching is looked up again.
+fn resolve_into(
+    cell: &'static BreakerCell,
+    name: &str,
+    config: &Config,
+) -> &'static CircuitBreaker {
+    loop {
+        let breaker = keep_forever(registry().get_or_create(name, config.clone()));
+        if breaker.cache_in(cell) {
+            return breaker;
+        }
     }
 }
 

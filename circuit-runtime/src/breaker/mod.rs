@@ -42,13 +42,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::cell::BreakerCell;
 use crate::clock::Timeline;
 use crate::config::Config;
 use crate::events::{HookList, Transition, TransitionCause};
 use crate::metrics::{CallCounters, Counter, Metrics};
 use crate::names::{intern, Name};
 use crate::policy::{Backoff, Jitter};
-use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock_std, AtomicU64, Mutex, Ordering};
 use crate::tagged;
 use crate::window::Tally;
 
@@ -101,13 +102,22 @@ pub struct CircuitBreaker {
     times_half_opened: AtomicU64,
     times_closed: AtomicU64,
     recovery: Mutex<Recovery>,
-    /// Set when the registry stops handing out this breaker for its name
-    /// (see [`Registry::remove`](crate::Registry::remove)): call sites that
-    /// cached it then fetch the registry's current one.
-    retired: AtomicBool,
+    /// The call sites that cached this breaker, until the registry stops
+    /// handing it out for its name (see
+    /// [`Registry::remove`](crate::Registry::remove)): it then empties
+    /// their caches, and they fetch the registry's current breaker on their
+    /// next call. The call itself never looks here.
+    sites: std::sync::Mutex<Sites>,
     hooks: HookList,
     /// The registry's hooks, for breakers the registry created.
     shared_hooks: Option<Arc<HookList>>,
+}
+
+/// The call sites caching a breaker, and whether it was retired.
+#[derive(Debug, Default)]
+struct Sites {
+    retired: bool,
+    cells: Vec<&'static BreakerCell>,
 }
 
 /// What only transitions and reconfigurations touch, guarded by the
@@ -171,7 +181,7 @@ impl CircuitBreaker {
                 jitter: Jitter::new(config.jitter(), seed),
                 config,
             }),
-            retired: AtomicBool::new(false),
+            sites: std::sync::Mutex::default(),
             hooks: HookList::default(),
             shared_hooks,
         }
@@ -331,16 +341,29 @@ impl CircuitBreaker {
         }
     }
 
-    /// Marks the breaker as no longer the registry's for its name.
+    /// Marks the breaker as no longer the registry's for its name, and
+    /// empties every call site cache that holds it.
     pub(crate) fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
+        let mut sites = lock_std(&self.sites);
+        sites.retired = true;
+        for cell in sites.cells.drain(..) {
+            cell.clear_if(self);
+        }
     }
 
-    /// Whether the registry replaced or removed this breaker. Read on every
-    /// call through a call site: one load of a word that only changes once.
-    #[inline]
-    pub(crate) fn is_retired(&self) -> bool {
-        self.retired.load(Ordering::Relaxed)
+    /// Points `cell` at this breaker, unless it was retired. Under the
+    /// same lock as [`retire`](Self::retire): a cell is either set before
+    /// the retirement, and emptied by it, or not set at all.
+    pub(crate) fn cache_in(&'static self, cell: &'static BreakerCell) -> bool {
+        let mut sites = lock_std(&self.sites);
+        if sites.retired {
+            return false;
+        }
+        cell.set(self);
+        if !sites.cells.iter().any(|kept| std::ptr::eq(*kept, cell)) {
+            sites.cells.push(cell);
+        }
+        true
     }
 
     /// The current instant on this breaker's clock (the manual clock, if it
