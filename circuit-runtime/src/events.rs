@@ -74,6 +74,30 @@ pub enum TransitionCause {
     Disabled,
 }
 
+impl TransitionCause {
+    /// The cause's name in `snake_case`, as logs, metrics labels and
+    /// serialized transitions spell it.
+    ///
+    /// ```
+    /// use circuit_runtime::TransitionCause;
+    /// assert_eq!(TransitionCause::RecoveryTimeoutElapsed.as_str(), "recovery_timeout_elapsed");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TransitionCause::ConsecutiveFailures => "consecutive_failures",
+            TransitionCause::FailureRate => "failure_rate",
+            TransitionCause::SlowCallRate => "slow_call_rate",
+            TransitionCause::RecoveryTimeoutElapsed => "recovery_timeout_elapsed",
+            TransitionCause::TrialsSucceeded => "trials_succeeded",
+            TransitionCause::TrialFailed => "trial_failed",
+            TransitionCause::HalfOpenTimeout => "half_open_timeout",
+            TransitionCause::Reset => "reset",
+            TransitionCause::ForcedOpen => "forced_open",
+            TransitionCause::Disabled => "disabled",
+        }
+    }
+}
+
 impl std::fmt::Display for TransitionCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -65,6 +65,8 @@ mod metrics;
 mod names;
 mod policy;
 mod registry;
+#[cfg(feature = "serde")]
+mod serialize;
 mod sync;
 mod tagged;
 mod window;

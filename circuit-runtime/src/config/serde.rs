@@ -1,11 +1,14 @@
-//! `Config: Deserialize` (feature `serde`): a map of option names to
-//! values, written as in a configuration file (`failure_threshold = 5`,
-//! `recovery_timeout = "30s"`), checked against the option table.
+//! `Config: Serialize + Deserialize` (feature `serde`): a map of option
+//! names to values, written as in a configuration file
+//! (`failure_threshold = 5`, `recovery_timeout = "30s"`), checked against
+//! the option table when read.
 
 use std::fmt;
 
+use circuit_spec::{duration, Value};
 use circuit_spec::{Key, Raw, Settings};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::Config;
 use crate::clock::Clock;
@@ -29,6 +32,39 @@ use crate::clock::Clock;
 impl<'de> Deserialize<'de> for Config {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(ConfigVisitor)
+    }
+}
+
+/// Every option in force, by name, as a file writes it: counts and rates
+/// as numbers, durations as strings (`"1m30s"`); options that are off (a
+/// rate rule not asked for, the window kind not chosen) are left out. The
+/// clock is not an option, and is not written.
+///
+/// ```
+/// use circuit_runtime::Config;
+///
+/// let config = Config::builder().failure_threshold(3).build()?;
+/// let text = toml::to_string(&config).unwrap();
+/// assert!(text.contains("failure_threshold = 3\n"));
+/// assert!(text.contains("recovery_timeout = \"1m\"\n"));
+/// assert_eq!(toml::from_str::<Config>(&text).unwrap(), config);
+/// # Ok::<(), circuit_runtime::ConfigError>(())
+/// ```
+impl Serialize for Config {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let options: Vec<(Key, Value)> = Key::ALL
+            .into_iter()
+            .filter_map(|key| self.resolved.get(key).map(|value| (key, value)))
+            .collect();
+        let mut map = serializer.serialize_map(Some(options.len()))?;
+        for (key, value) in options {
+            match value {
+                Value::Count(count) => map.serialize_entry(key.name(), &count),
+                Value::Number(number) => map.serialize_entry(key.name(), &number),
+                Value::Duration(span) => map.serialize_entry(key.name(), &duration::format(span)),
+            }?;
+        }
+        map.end()
     }
 }
 
