@@ -425,7 +425,7 @@ fn open_moves_to_half_open_exactly_when_recovery_timeout_has_elapsed() {
 }
 
 #[test]
-fn open_breaker_moves_on_a_call_not_on_a_timer() {
+fn open_breaker_moves_on_a_call_not_on_a_timer_nor_on_a_read() {
     let (breaker, clock) = breaker(
         Config::builder()
             .failure_threshold(1)
@@ -433,8 +433,16 @@ fn open_breaker_moves_on_a_call_not_on_a_timer() {
     );
     trip(&breaker);
     clock.advance(Duration::from_secs(3600));
-    assert_eq!(breaker.state(), State::Open, "nothing moved it yet");
-    assert_eq!(breaker.metrics().times_half_opened, 0);
+    assert_eq!(
+        breaker.state(),
+        State::HalfOpen,
+        "reads as the trial the next call would be"
+    );
+    assert_eq!(
+        breaker.metrics().times_half_opened,
+        0,
+        "nothing moved it yet"
+    );
     succeed(&breaker).unwrap();
     assert_eq!(breaker.state(), State::Closed, "the call was the trial");
     assert_eq!(breaker.metrics().times_half_opened, 1);

@@ -251,6 +251,14 @@ impl Model {
         self.trial_successes = 0;
     }
 
+    /// The state a call arriving now would meet: `state()`'s rule.
+    pub fn observed_state(&self) -> State {
+        match self.state {
+            State::Open if self.time_left_open().is_none() => State::HalfOpen,
+            state => state,
+        }
+    }
+
     fn time_left_open(&self) -> Option<Duration> {
         let now = self.now();
         (now < self.open_until).then(|| Duration::from_nanos(self.open_until - now))

@@ -483,7 +483,7 @@ pub fn check_against_model(
         prop_assert_eq!(calls.len(), runner.held_calls());
         prop_assert_eq!(
             breaker.state(),
-            model.state,
+            model.observed_state(),
             "state after step {}: {:?}",
             step,
             op

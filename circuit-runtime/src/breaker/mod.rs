@@ -208,19 +208,38 @@ impl CircuitBreaker {
         crate::sync::lock(&self.recovery).config.clone()
     }
 
-    /// The current state.
+    /// The state a call arriving now would meet.
     ///
-    /// An open breaker whose recovery timeout has elapsed still reads
-    /// `Open`: it moves to `HalfOpen` when the next call arrives, not on a
-    /// timer.
+    /// An open breaker whose recovery timeout has elapsed reads `HalfOpen`:
+    /// the next call is a trial. Reading changes nothing: the move to
+    /// half-open, its hooks and its half-open timer happen when that call
+    /// arrives, so an idle breaker is neither reported down for ever nor
+    /// moved along by whoever watches it.
     ///
     /// ```
-    /// use circuit_runtime::{CircuitBreaker, State};
-    /// let breaker = CircuitBreaker::new("cache", Default::default());
-    /// breaker.disable();
-    /// assert_eq!(breaker.state(), State::Disabled);
+    /// use std::time::Duration;
+    /// use circuit_runtime::{CircuitBreaker, Config, ManualClock, State};
+    ///
+    /// let clock = ManualClock::new();
+    /// let config = Config::builder().failure_threshold(1).clock(clock.clone()).build()?;
+    /// let breaker = CircuitBreaker::new("cache", config);
+    /// breaker.record_failure();
+    /// assert_eq!(breaker.state(), State::Open);
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(breaker.state(), State::HalfOpen, "the next call is a trial");
+    /// assert_eq!(breaker.metrics().times_half_opened, 0, "reading moved nothing");
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
     /// ```
     pub fn state(&self) -> State {
+        match self.recorded_state() {
+            State::Open if self.nanos_left_open().is_none() => State::HalfOpen,
+            state => state,
+        }
+    }
+
+    /// The state the state word holds, which an elapsed open period has
+    /// not moved yet.
+    pub(crate) fn recorded_state(&self) -> State {
         state_of(self.state.load(Ordering::Acquire))
     }
 
@@ -270,7 +289,7 @@ impl CircuitBreaker {
 
     /// Applies a manual command; returns the state it replaced.
     pub(crate) fn command(&self, to: State, cause: TransitionCause) -> State {
-        let before = self.state();
+        let before = self.recorded_state();
         self.transition(None, to, cause);
         before
     }

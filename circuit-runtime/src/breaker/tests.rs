@@ -14,7 +14,7 @@ impl CircuitBreaker {
     /// process reaches after days of flapping, without the days.
     fn fast_forward_to(&self, generation: u64) {
         let _recovery = lock(&self.recovery);
-        let state = self.state();
+        let state = self.recorded_state();
         let tag = tag_of(generation);
         self.reset_period_counters(tag);
         if let (State::Closed, Some(window)) = (state, self.windows.current()) {
