@@ -84,7 +84,7 @@ pub use error::{CallError, CircuitOpenError, ConfigError};
 pub use events::Reload;
 pub use events::{Transition, TransitionCause};
 pub use metrics::Metrics;
-pub use registry::{registry, Conflict, Registry, Snapshot};
+pub use registry::{registry, Conflict, Health, Registry, Snapshot};
 
 /// Puts a function behind a named breaker of the global [`registry()`].
 ///

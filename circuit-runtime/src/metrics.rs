@@ -52,6 +52,9 @@ pub struct Metrics {
     pub times_closed: u64,
     /// Failures in a row in the current closed period.
     pub consecutive_failures: u32,
+    /// Trial successes in the current half-open period (`success_threshold`
+    /// of them close the breaker).
+    pub trial_successes: u32,
     /// The share of failures among the outcomes in the current window, when
     /// the breaker keeps a window (a rate rule is configured) and it is not
     /// empty.

@@ -108,6 +108,33 @@ pub struct Snapshot {
     pub metrics: Metrics,
     /// Its configuration.
     pub config: Config,
+    /// How long until its next trial, while it is open.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+/// Whether the program's dependencies are reachable, as its breakers see
+/// them: the body of a `/health/circuits` endpoint.
+///
+/// ```
+/// use circuit_runtime::{Config, Registry};
+///
+/// let registry = Registry::new();
+/// registry.get_or_create("payments", Config::default()).force_open();
+/// registry.get_or_create("mail", Config::default());
+/// let health = registry.health();
+/// assert!(!health.healthy);
+/// assert_eq!(health.open_circuits, ["payments"]);
+/// assert_eq!(health.circuits.len(), 2);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Health {
+    /// No breaker is open or forced open.
+    pub healthy: bool,
+    /// The names of the breakers that are, sorted.
+    pub open_circuits: Vec<String>,
+    /// Every breaker, sorted by name.
+    pub circuits: Vec<Snapshot>,
 }
 
 /// Two registrations of one name in code asked for different options. The
@@ -519,8 +546,31 @@ impl Registry {
                 state: breaker.state(),
                 metrics: breaker.metrics(),
                 config: breaker.config(),
+                retry_after: breaker.retry_after(),
             })
             .collect()
+    }
+
+    /// Every breaker's snapshot, and whether any is open: see [`Health`].
+    /// States are those a call would meet now (see
+    /// [`CircuitBreaker::state`]): a breaker whose open time has passed
+    /// awaits a trial, and does not make the program unhealthy.
+    ///
+    /// ```
+    /// assert!(circuit_runtime::Registry::new().health().healthy);
+    /// ```
+    pub fn health(&self) -> Health {
+        let circuits = self.snapshots();
+        let open_circuits: Vec<String> = circuits
+            .iter()
+            .filter(|snapshot| matches!(snapshot.state, State::Open | State::ForcedOpen))
+            .map(|snapshot| snapshot.name.clone())
+            .collect();
+        Health {
+            healthy: open_circuits.is_empty(),
+            open_circuits,
+            circuits,
+        }
     }
 
     /// The names of the breakers that are `Open` or `ForcedOpen`, sorted.

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use crate::{Metrics, Snapshot, State, Transition, TransitionCause};
+use crate::{Health, Metrics, Snapshot, State, Transition, TransitionCause};
 
 impl Serialize for State {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -69,7 +69,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 impl Serialize for Metrics {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("Metrics", 14)?;
+        let mut out = serializer.serialize_struct("Metrics", 15)?;
         out.serialize_field("total_calls", &self.total_calls)?;
         out.serialize_field("successful_calls", &self.successful_calls)?;
         out.serialize_field("failed_calls", &self.failed_calls)?;
@@ -80,6 +80,7 @@ impl Serialize for Metrics {
         out.serialize_field("times_half_opened", &self.times_half_opened)?;
         out.serialize_field("times_closed", &self.times_closed)?;
         out.serialize_field("consecutive_failures", &self.consecutive_failures)?;
+        out.serialize_field("trial_successes", &self.trial_successes)?;
         out.serialize_field("failure_rate", &self.failure_rate)?;
         out.serialize_field("slow_call_rate", &self.slow_call_rate)?;
         out.serialize_field("last_failure_at", &self.last_failure_at.map(wall_clock))?;
@@ -93,11 +94,32 @@ impl Serialize for Metrics {
 
 impl Serialize for Snapshot {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("Snapshot", 4)?;
+        let mut out = serializer.serialize_struct("Snapshot", 5)?;
         out.serialize_field("name", &self.name)?;
         out.serialize_field("state", &self.state)?;
+        out.serialize_field(
+            "retry_after",
+            &self.retry_after.map(|left| {
+                // Whole milliseconds, rounded up: the grammar's finest
+                // unit, and never "0ms" while any time is left.
+                let millis = left.as_nanos().div_ceil(1_000_000);
+                circuit_spec::duration::format(std::time::Duration::from_millis(
+                    u64::try_from(millis).unwrap_or(u64::MAX),
+                ))
+            }),
+        )?;
         out.serialize_field("metrics", &self.metrics)?;
         out.serialize_field("config", &self.config)?;
+        out.end()
+    }
+}
+
+impl Serialize for Health {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Health", 3)?;
+        out.serialize_field("healthy", &self.healthy)?;
+        out.serialize_field("open_circuits", &self.open_circuits)?;
+        out.serialize_field("circuits", &self.circuits)?;
         out.end()
     }
 }

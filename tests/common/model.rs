@@ -422,6 +422,11 @@ impl Model {
         } else {
             0
         };
+        expected.trial_successes = if self.state == State::HalfOpen {
+            self.trial_successes
+        } else {
+            0
+        };
         let (calls, failures, slow) = self.tally();
         #[allow(clippy::cast_precision_loss)] // counts far below 2^52
         let rate =

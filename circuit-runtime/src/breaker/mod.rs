@@ -237,6 +237,15 @@ impl CircuitBreaker {
         }
     }
 
+    /// How long until the next trial: the time left of an open period,
+    /// `None` in any other state.
+    pub(crate) fn retry_after(&self) -> Option<std::time::Duration> {
+        (self.recorded_state() == State::Open)
+            .then(|| self.nanos_left_open())
+            .flatten()
+            .map(std::time::Duration::from_nanos)
+    }
+
     /// The state the state word holds, which an elapsed open period has
     /// not moved yet.
     pub(crate) fn recorded_state(&self) -> State {
@@ -334,6 +343,13 @@ impl CircuitBreaker {
             } else {
                 0
             };
+        let (trial_tag, trials) = tagged::unpack(self.trials.load(Ordering::Acquire));
+        let trial_successes =
+            if state_of(word) == State::HalfOpen && trial_tag == tag_of(generation_of(word)) {
+                words::trial_fields(trials).0
+            } else {
+                0
+            };
         let tally = self
             .windows
             .current()
@@ -353,6 +369,7 @@ impl CircuitBreaker {
             times_half_opened: self.times_half_opened.load(Ordering::Relaxed),
             times_closed: self.times_closed.load(Ordering::Relaxed),
             consecutive_failures,
+            trial_successes,
             failure_rate: tally.and_then(Tally::failure_rate),
             slow_call_rate: tally.and_then(Tally::slow_call_rate),
             last_failure_at: at(self.last_failure_at.load(Ordering::Relaxed)),
