@@ -481,3 +481,33 @@ fn calls_racing_replacements_each_land_on_one_breaker_and_then_on_the_last() {
         "every call counted once, on one of them"
     );
 }
+
+#[test]
+fn a_window_put_back_in_use_in_the_same_period_holds_only_what_it_was_given() {
+    let windowed = |window_size: u32| {
+        Config::builder()
+            .failure_threshold(1000)
+            .failure_rate_threshold(0.75)
+            .window_size(window_size)
+            .minimum_calls(4)
+            .build()
+            .unwrap()
+    };
+    let breaker = CircuitBreaker::new("live.window_back", windowed(4));
+    for fail in [true, true, false, false] {
+        let _ = breaker.call(|| if fail { Err("down") } else { Ok(()) });
+    }
+    breaker.reconfigure(windowed(8));
+    breaker.reconfigure(windowed(4));
+    assert_eq!(
+        breaker.metrics().failure_rate,
+        Some(0.5),
+        "F F S S carried over and back"
+    );
+    for _ in 0..2 {
+        let _ = breaker.call(|| Err::<(), _>("down"));
+    }
+    assert_eq!(breaker.state(), State::Closed, "S S F F: 0.5");
+    let _ = breaker.call(|| Err::<(), _>("down"));
+    assert_eq!(breaker.state(), State::Open, "S F F F: 0.75");
+}

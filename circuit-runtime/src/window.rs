@@ -93,6 +93,21 @@ impl Window {
         }
     }
 
+    /// Empties the window whole for period `tag`, outcomes already under
+    /// that tag included: for a window put back in use during a period it
+    /// was used in before. Called under the transition lock.
+    pub(crate) fn clear(&self, tag: u32) {
+        match self {
+            Window::Calls(window) => {
+                for slot in &*window.slots {
+                    slot.store(pack(tag, 0), Ordering::Relaxed);
+                }
+                window.begin_period(tag);
+            }
+            Window::Time(window) => window.begin_period(tag),
+        }
+    }
+
     /// Copies into this window, just begun for period `tag`, the most
     /// recent outcomes of `old` from the same period: the last ones that
     /// fit, from a count window into a count window; bucket by bucket,

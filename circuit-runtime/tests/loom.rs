@@ -438,3 +438,36 @@ fn a_call_racing_a_reconfiguration_judges_by_one_configuration() {
         assert_eq!(breaker.config().minimum_calls(), 4);
     });
 }
+
+/// A windowed call picks the old window while a reconfiguration swaps in
+/// a smaller one with looser rules. The old window's tally judged by the
+/// new rules would trip (5 failures in 7, against 0.6 from 2 calls), but
+/// neither configuration trips on its own window: the call must not judge
+/// by the mix of one's window and the other's rules.
+#[test]
+fn a_call_never_judges_the_old_window_by_the_new_rules() {
+    let rules = |rate: f64, calls: u32| {
+        Config::builder()
+            .failure_threshold(100)
+            .failure_rate_threshold(rate)
+            .window_size(calls)
+            .minimum_calls(calls)
+            .build()
+            .unwrap()
+    };
+    model(move || {
+        let breaker = Arc::new(CircuitBreaker::new("loom", rules(0.9, 8)));
+        for _ in 0..4 {
+            breaker.record_failure();
+        }
+        breaker.record_success();
+        breaker.record_success();
+        let reconfigurer = {
+            let breaker = Arc::clone(&breaker);
+            thread::spawn(move || breaker.reconfigure(rules(0.6, 2)))
+        };
+        breaker.record_failure();
+        reconfigurer.join().unwrap();
+        assert_eq!(breaker.state(), State::Closed);
+    });
+}

@@ -190,6 +190,7 @@ impl CircuitBreaker {
     /// admission's fields were read back from the caller's stack right
     /// after being stored, a stall on every windowed call (`rate_window`).
     fn record_in_window(&self, generation: u64, outcome: Outcome) {
+        let version = self.tuning.version();
         let Some(window) = self.windows.current() else {
             return;
         };
@@ -207,16 +208,18 @@ impl CircuitBreaker {
         let Some(tally) = window.record(tag_of(generation), outcome, now) else {
             return;
         };
-        // Read without the sequence check first: rules mixed from two
-        // configurations by a reconfiguration under way can trip where
-        // neither would, but a mix that does not trip agrees with one of
-        // them (both tripping means every mix trips). So only a trip pays
-        // for reading the rules from one configuration, and is judged
-        // again by them.
+        // The rules read alone first, without the sequence check: only a
+        // trip pays for making sure the window and the rules it judged by
+        // were one configuration's. A reconfiguration under way can only
+        // make this call not judge (or misjudge towards not tripping), and
+        // the next outcome is judged again.
         if Self::rate_rule_reached(&tally, self.tuning.rate_rules_unchecked()).is_none() {
             return;
         }
-        let Some(cause) = Self::rate_rule_reached(&tally, self.tuning.rate_rules(&self.recovery))
+        let Some(cause) = self
+            .tuning
+            .rate_rules_since(version)
+            .and_then(|rules| Self::rate_rule_reached(&tally, rules))
         else {
             return;
         };

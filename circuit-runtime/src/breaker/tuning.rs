@@ -9,11 +9,11 @@ use std::iter;
 use std::time::Duration;
 
 use super::words::{generation_of, tag_of};
-use super::{CircuitBreaker, Recovery};
+use super::CircuitBreaker;
 use crate::append_only::AppendOnly;
 use crate::clock::saturating_nanos;
 use crate::config::{Config, WindowKind};
-use crate::sync::{fence, lock, AtomicU64, Mutex, Ordering};
+use crate::sync::{fence, lock, AtomicU64, Ordering};
 use crate::window::Window;
 
 /// The options calls read, one atomic each. A decision that reads one
@@ -70,14 +70,18 @@ impl Tuning {
         tuning
     }
 
-    /// Publishes `config`. Callers hold the transition lock, so writers
-    /// never overlap.
-    fn apply(&self, config: &Config) {
+    /// Marks a reconfiguration under way: the options and the window
+    /// change between this and [`end_write`](Self::end_write). Callers
+    /// hold the transition lock, so writers never overlap.
+    fn begin_write(&self) -> u64 {
         let version = self.version.load(Ordering::Relaxed);
         self.version.store(version + 1, Ordering::Relaxed);
         fence(Ordering::Release);
-        self.store(config);
-        self.version.store(version + 2, Ordering::Release);
+        version + 2
+    }
+
+    fn end_write(&self, version: u64) {
+        self.version.store(version, Ordering::Release);
     }
 
     fn store(&self, config: &Config) {
@@ -139,31 +143,27 @@ impl Tuning {
         (nanos != 0).then_some(nanos)
     }
 
-    /// The rate rules, all from one configuration. A reconfiguration under
-    /// way is waited for on the lock it holds: it writes a few words and
-    /// runs no user code.
+    /// Where a reader of the window and its rules starts: see
+    /// [`rate_rules_since`](Self::rate_rules_since).
     #[inline]
-    pub(super) fn rate_rules(&self, transition_lock: &Mutex<Recovery>) -> RateRules {
-        let before = self.version.load(Ordering::Acquire);
-        let rules = self.read_rate_rules();
-        fence(Ordering::Acquire);
-        if before % 2 == 0 && self.version.load(Ordering::Relaxed) == before {
-            rules
-        } else {
-            self.rate_rules_after_writer(transition_lock)
-        }
+    pub(super) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
-    #[cold]
-    #[inline(never)]
-    fn rate_rules_after_writer(&self, transition_lock: &Mutex<Recovery>) -> RateRules {
-        let _writers_done = lock(transition_lock);
-        self.read_rate_rules()
+    /// The rate rules, if no reconfiguration began since `version` was
+    /// read: then they, and the window chosen after reading `version`, are
+    /// one configuration's. `None` when one did; the caller then does not
+    /// judge, and the next outcome is judged under the new configuration.
+    #[inline]
+    pub(super) fn rate_rules_since(&self, version: u64) -> Option<RateRules> {
+        let rules = self.read_rate_rules();
+        fence(Ordering::Acquire);
+        (version % 2 == 0 && self.version.load(Ordering::Relaxed) == version).then_some(rules)
     }
 
     /// The rate rules, each read on its own: during a reconfiguration,
-    /// possibly some old and some new. See `record_in_window` for when
-    /// that is enough.
+    /// possibly some old and some new, so only good for deciding not to
+    /// trip (see `record_in_window`).
     #[inline]
     pub(super) fn rate_rules_unchecked(&self) -> RateRules {
         self.read_rate_rules()
@@ -262,7 +262,9 @@ impl Windows {
             (None, _) => self.later.push((kind, Window::new(kind, tag))) as u64 + 2,
         };
         let window = self.get(active).expect("just found or pushed");
-        window.begin_period(tag);
+        // Emptied whole, not only begun: a window used earlier in this
+        // same period holds outcomes under this very tag.
+        window.clear(tag);
         if let Some(old) = self.current() {
             window.take_recent(old, tag, now);
         }
@@ -303,13 +305,18 @@ impl CircuitBreaker {
         if config == recovery.config {
             return;
         }
-        self.tuning.apply(&config);
+        // The options and the window change under one write of the
+        // sequence count: a call that chose the old window and reads the
+        // new rules sees the count move, and does not judge by the mix.
+        let version = self.tuning.begin_write();
+        self.tuning.store(&config);
         let window_kind = |config: &Config| config.keeps_window().then(|| config.window());
         let window = window_kind(&config);
         if window != window_kind(&recovery.config) {
             let tag = tag_of(generation_of(self.state.load(Ordering::Acquire)));
             self.windows.switch(window, tag, self.timeline.now_nanos());
         }
+        self.tuning.end_write(version);
         recovery.open_for.reconfigure(
             config.recovery_timeout(),
             config.recovery_backoff(),
