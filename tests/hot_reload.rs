@@ -81,7 +81,9 @@ fn an_edit_is_applied_to_running_breakers() {
     );
     assert_eq!(threshold(scene.registry, "db"), 3);
 
-    std::fs::write(&scene.file, "[breakers.db]\nfailure_threshold = 1\n").unwrap();
+    // Replaced whole: a write in place could be seen half done (empty) by
+    // a reload on a stalled machine, which is a valid file of its own.
+    scene.replace("[breakers.db]\nfailure_threshold = 1\n");
     let reload = scene.next_reload();
     assert_eq!(reload.file.as_deref(), Some(scene.file.as_path()));
     assert_eq!(reload.outcome.unwrap(), ["db"]);
