@@ -135,8 +135,10 @@ fn a_burst_of_writes_is_reloaded_once_it_is_quiet() {
         .unwrap();
     }
     let mut reloads = 0;
+    // A reload may catch a write half done (and report it): only the count
+    // of reloads and the final options matter here.
     while threshold(scene.registry, "db") != 6 {
-        scene.next_reload().outcome.unwrap();
+        scene.next_reload();
         reloads += 1;
     }
     assert!(reloads < 5, "five writes in a burst took {reloads} reloads");
