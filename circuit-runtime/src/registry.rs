@@ -260,12 +260,9 @@ impl Registry {
         entry.configured = Some(config.clone());
         let Some(live) = &entry.breaker else { return };
         if live.config().clock == config.clock {
-            live.reconfigure(config);
+            let _changed = live.reconfigure(config);
         } else {
-            let fresh = self.new_breaker(name, config);
-            if let Some(old) = entry.breaker.replace(fresh) {
-                old.retire();
-            }
+            self.install_fresh(name, entry, config);
         }
     }
 
@@ -288,6 +285,12 @@ impl Registry {
         let mut names = write(&self.names);
         let entry = names.entries.entry(name.to_owned()).or_default();
         entry.configured = Some(config.clone());
+        self.install_fresh(name, entry, config)
+    }
+
+    /// Gives `entry` a fresh breaker built with `config`, retiring the one
+    /// it had.
+    fn install_fresh(&self, name: &str, entry: &mut Entry, config: Config) -> Arc<CircuitBreaker> {
         let fresh = self.new_breaker(name, config);
         if let Some(old) = entry.breaker.replace(Arc::clone(&fresh)) {
             old.retire();
@@ -442,15 +445,9 @@ impl Registry {
         path: impl AsRef<std::path::Path>,
     ) -> Result<Vec<String>, crate::ConfigFileError> {
         let path = path.as_ref();
-        match std::fs::read_to_string(path) {
+        match crate::ConfigFileError::read(path) {
             Ok(text) => self.load_file_text(path, &text),
-            Err(source) => self.report(
-                Some(path.to_owned()),
-                Err(crate::ConfigFileError::Read {
-                    path: path.to_owned(),
-                    source: Arc::new(source),
-                }),
-            ),
+            Err(err) => self.report(Some(path.to_owned()), Err(err)),
         }
     }
 
@@ -481,10 +478,7 @@ impl Registry {
             .filter_map(|(name, entry)| {
                 let breaker = entry.breaker.as_ref()?;
                 let config = entry.config(name, &names.file);
-                (breaker.config() != config).then(|| {
-                    breaker.reconfigure(config);
-                    name.clone()
-                })
+                breaker.reconfigure(config).then(|| name.clone())
             })
             .collect();
         changed.sort_unstable();

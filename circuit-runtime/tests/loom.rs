@@ -408,6 +408,18 @@ fn a_success_racing_a_failure_is_not_lost() {
     });
 }
 
+/// A count window of `calls` outcomes, judged once full, tripping at
+/// failure rate `rate`; consecutive failures never trip it.
+fn rules(rate: f64, calls: u32) -> Config {
+    Config::builder()
+        .failure_threshold(100)
+        .failure_rate_threshold(rate)
+        .window_size(calls)
+        .minimum_calls(calls)
+        .build()
+        .unwrap()
+}
+
 /// A windowed call races a reconfiguration whose rules, mixed with the old
 /// ones, would trip the breaker where neither would: the old rules (rate
 /// 1.0 over 2 calls) and the new (rate 0.5 over at least 4 calls) both
@@ -416,16 +428,7 @@ fn a_success_racing_a_failure_is_not_lost() {
 /// never by a mix.
 #[test]
 fn a_call_racing_a_reconfiguration_judges_by_one_configuration() {
-    let rules = |rate: f64, calls: u32| {
-        Config::builder()
-            .failure_threshold(10)
-            .failure_rate_threshold(rate)
-            .window_size(calls)
-            .minimum_calls(calls)
-            .build()
-            .unwrap()
-    };
-    model(move || {
+    model(|| {
         let breaker = Arc::new(CircuitBreaker::new("loom", rules(1.0, 2)));
         breaker.record_success();
         let reconfigurer = {
@@ -446,16 +449,7 @@ fn a_call_racing_a_reconfiguration_judges_by_one_configuration() {
 /// by the mix of one's window and the other's rules.
 #[test]
 fn a_call_never_judges_the_old_window_by_the_new_rules() {
-    let rules = |rate: f64, calls: u32| {
-        Config::builder()
-            .failure_threshold(100)
-            .failure_rate_threshold(rate)
-            .window_size(calls)
-            .minimum_calls(calls)
-            .build()
-            .unwrap()
-    };
-    model(move || {
+    model(|| {
         let breaker = Arc::new(CircuitBreaker::new("loom", rules(0.9, 8)));
         for _ in 0..4 {
             breaker.record_failure();

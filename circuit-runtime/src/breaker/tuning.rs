@@ -156,7 +156,7 @@ impl Tuning {
     /// judge, and the next outcome is judged under the new configuration.
     #[inline]
     pub(super) fn rate_rules_since(&self, version: u64) -> Option<RateRules> {
-        let rules = self.read_rate_rules();
+        let rules = self.rate_rules_unchecked();
         fence(Ordering::Acquire);
         (version % 2 == 0 && self.version.load(Ordering::Relaxed) == version).then_some(rules)
     }
@@ -166,11 +166,6 @@ impl Tuning {
     /// trip (see `record_in_window`).
     #[inline]
     pub(super) fn rate_rules_unchecked(&self) -> RateRules {
-        self.read_rate_rules()
-    }
-
-    #[inline]
-    fn read_rate_rules(&self) -> RateRules {
         RateRules {
             minimum_calls: self.minimum_calls.load(Ordering::Relaxed),
             failure_rate_threshold: rate_of(self.failure_rate_threshold.load(Ordering::Relaxed)),
@@ -217,7 +212,14 @@ impl Windows {
     /// The window in use.
     #[inline]
     pub(super) fn current(&self) -> Option<&Window> {
-        match self.active.load(Ordering::Acquire) {
+        self.get(self.active.load(Ordering::Acquire))
+    }
+
+    /// The window `active` names: the initial one inline, any later one
+    /// out of line.
+    #[inline]
+    fn get(&self, active: u64) -> Option<&Window> {
+        match active {
             0 => None,
             1 => self.initial.as_ref().map(|(_, window)| window),
             later => self.get_later(later),
@@ -233,14 +235,6 @@ impl Windows {
             .later
             .get(usize::try_from(active.checked_sub(2)?).ok()?)?;
         Some(window)
-    }
-
-    fn get(&self, active: u64) -> Option<&Window> {
-        match active {
-            0 => None,
-            1 => self.initial.as_ref().map(|(_, window)| window),
-            later => self.get_later(later),
-        }
     }
 
     /// Puts a window of `kind` in use (or none), holding the current
@@ -287,23 +281,26 @@ impl CircuitBreaker {
     /// it. [`Registry::configure`](crate::Registry::configure) replaces a
     /// registry breaker whose clock changes with a fresh one.
     ///
+    /// Returns whether any option changed.
+    ///
     /// ```
     /// use circuit_runtime::{CircuitBreaker, Config, State};
     ///
     /// let breaker = CircuitBreaker::new("feed", Config::default());
     /// breaker.record_failure();
     /// breaker.record_failure();
-    /// breaker.reconfigure(Config::builder().failure_threshold(3).build()?);
+    /// assert!(breaker.reconfigure(Config::builder().failure_threshold(3).build()?));
     /// assert_eq!(breaker.config().failure_threshold(), 3);
+    /// assert!(!breaker.reconfigure(breaker.config()), "nothing to change");
     /// breaker.record_failure();
     /// assert_eq!(breaker.state(), State::Open, "the third consecutive failure trips it");
     /// # Ok::<(), circuit_runtime::ConfigError>(())
     /// ```
-    pub fn reconfigure(&self, config: Config) {
+    pub fn reconfigure(&self, config: Config) -> bool {
         let mut recovery = lock(&self.recovery);
         let config = config.with_clock_of(&recovery.config);
         if config == recovery.config {
-            return;
+            return false;
         }
         // The options and the window change under one write of the
         // sequence count: a call that chose the old window and reads the
@@ -324,5 +321,6 @@ impl CircuitBreaker {
         );
         recovery.jitter.set_share(config.jitter());
         recovery.config = config;
+        true
     }
 }

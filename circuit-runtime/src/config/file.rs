@@ -82,6 +82,14 @@ impl ConfigFileError {
         }
     }
 
+    /// The text of the file at `path`.
+    pub(crate) fn read(path: &std::path::Path) -> Result<String, Self> {
+        std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: path.to_owned(),
+            source: std::sync::Arc::new(source),
+        })
+    }
+
     pub(crate) fn with_file(self, path: PathBuf) -> Self {
         match self {
             ConfigFileError::Invalid { problems, .. } => ConfigFileError::Invalid {
@@ -458,16 +466,16 @@ impl Reader<'_> {
                 .iter()
                 .find_map(|layer| layer.keys.get(&key).map(|spans| (spans.clone(), *layer)))
         };
+        // Values as written in the file: `2.0`, `"1m"` with its quotes.
+        let written = |key: Key, value: Value| {
+            place(key).map_or_else(|| value.to_string(), |((_, at), _)| source[at].to_owned())
+        };
         for problem in settings.problems() {
             let key = problem.key();
             let (at, layer) = match (place(key), &problem) {
                 (Some(((_, value), layer)), Problem::OutOfRange { .. }) => (value, layer),
                 (Some(((key_at, _), layer)), _) => (key_at, layer),
                 (None, _) => (layers[0].at.clone(), layers[0]),
-            };
-            // Values as written in the file: `2.0`, `"1m"` with its quotes.
-            let written = |key: Key, value: Value| {
-                place(key).map_or_else(|| value.to_string(), |((_, at), _)| source[at].to_owned())
             };
             let message = problem.explain(written);
             let table = layer.table.clone();

@@ -143,7 +143,7 @@ impl Registry {
             .watch(&directory, RecursiveMode::NonRecursive)
             .map_err(watch_error)?;
         // Loaded once the directory is watched, so no edit falls between.
-        let mut last_text = read(&path)?;
+        let mut last_text = ConfigFileError::read(&path)?;
         self.load_file_text(&path, &last_text)?;
         let file = path.clone();
         let thread = std::thread::Builder::new()
@@ -162,7 +162,7 @@ impl Registry {
                     // Other files in the directory, and saves that change
                     // nothing, are not reloads. A file that cannot be read
                     // is reported as such, and read again at the next event.
-                    match read(&file) {
+                    match ConfigFileError::read(&file) {
                         Ok(text) if text == last_text => {}
                         Ok(text) => {
                             let _ = self.load_file_text(&file, &text);
@@ -175,10 +175,7 @@ impl Registry {
                     }
                 }
             })
-            .map_err(|source| ConfigFileError::Read {
-                path: path.clone(),
-                source: Arc::new(source),
-            })?;
+            .map_err(|source| watch_error(notify::Error::io(source)))?;
         Ok(WatchGuard {
             path,
             stop: sender,
@@ -186,11 +183,4 @@ impl Registry {
             watcher: Some(file_events),
         })
     }
-}
-
-fn read(path: &Path) -> Result<String, ConfigFileError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
-        path: path.to_owned(),
-        source: Arc::new(source),
-    })
 }
