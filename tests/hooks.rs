@@ -212,18 +212,13 @@ fn registry_hook_applies_to_breakers_created_before_and_after_it() {
         .lock()
         .unwrap()
         .iter()
-        .map(|t| (t.name.clone(), t.from, t.to, t.at))
+        .map(|t| (t.name, t.from, t.to, t.at))
         .collect();
     assert_eq!(
         seen,
         [
-            ("early".to_owned(), State::Closed, State::Open, clock.now()),
-            (
-                "late".to_owned(),
-                State::Closed,
-                State::ForcedOpen,
-                clock.now()
-            ),
+            ("early", State::Closed, State::Open, clock.now()),
+            ("late", State::Closed, State::ForcedOpen, clock.now()),
         ]
     );
 }
@@ -325,7 +320,7 @@ fn a_registry_hook_may_use_the_registry_and_its_breakers() {
         let sink = Arc::clone(&open);
         registry.on_transition(move |t| {
             let registry = handle.upgrade().unwrap();
-            let breaker = registry.get(&t.name).unwrap();
+            let breaker = registry.get(t.name).unwrap();
             let _ = breaker.metrics();
             let _ = registry.snapshots();
             sink.lock().unwrap().push(registry.open_circuits());

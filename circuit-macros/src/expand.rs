@@ -106,7 +106,6 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
     let def = Span::mixed_site();
     let breaker = Ident::new("breaker", def);
     let permit = Ident::new("permit", def);
-    let rejection = Ident::new("rejection", def);
     let outcome = Ident::new("outcome", def);
 
     let (ret, ret_span) = return_type(sig);
@@ -118,47 +117,6 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
 
     let arguments = arguments(sig);
     let any_error = matches!(args.fallback_on, Some((FallbackOn::AnyError, _)));
-
-    let on_rejection = args.fallback.as_ref().map_or_else(
-        || quote_spanned!(ret_span=> #private::reject::<#ret>(#rejection)),
-        |fallback| {
-            let passed = arguments.iter().map(|argument| &argument.ident);
-            call_fallback(fallback, &private, is_async, &quote!(#(#passed),*))
-        },
-    );
-    let rejection_pattern = if args.fallback.is_some() {
-        quote!(_)
-    } else {
-        quote!(#rejection)
-    };
-
-    let (copies, after_failure) = match (any_error, &args.fallback) {
-        (true, Some(fallback)) => {
-            fallback_on_error(fallback, &arguments, &private, is_async, &outcome)
-        }
-        _ => (TokenStream::new(), TokenStream::new()),
-    };
-
-    // Each path into the runtime that bounds the return type is spanned at
-    // it whole: rustc reports an unmet bound at the called path's span.
-    let run = if is_async {
-        let finish_async = respan(quote!(#private::finish_async), ret_span);
-        quote_spanned!(ret_span=>
-            #finish_async::<#ret, _, _>(#permit, #is_failure, async #body).await
-        )
-    } else {
-        let finish = respan(quote!(#private::finish), ret_span);
-        quote_spanned!(ret_span=> #finish::<#ret, _, _>(#permit, #is_failure, || #body))
-    };
-    let tail = if after_failure.is_empty() {
-        run
-    } else {
-        quote! {
-            let #outcome = #run;
-            #after_failure
-            #outcome
-        }
-    };
 
     let resolve = resolve_breaker(args, sig, &private, &breaker);
     if args.fallback.is_none() {
@@ -191,6 +149,37 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
             }
         };
     }
+    let (copies, after_failure) = match (any_error, &args.fallback) {
+        (true, Some(fallback)) => {
+            fallback_on_error(fallback, &arguments, &private, is_async, &outcome, &breaker)
+        }
+        _ => (TokenStream::new(), TokenStream::new()),
+    };
+    // Each path into the runtime that bounds the return type is spanned at
+    // it whole: rustc reports an unmet bound at the called path's span.
+    let run = if is_async {
+        let finish_async = respan(quote!(#private::finish_async), ret_span);
+        quote_spanned!(ret_span=>
+            #finish_async::<#ret, _, _>(#permit, #is_failure, async #body).await
+        )
+    } else {
+        let finish = respan(quote!(#private::finish), ret_span);
+        quote_spanned!(ret_span=> #finish::<#ret, _, _>(#permit, #is_failure, || #body))
+    };
+    let tail = if after_failure.is_empty() {
+        run
+    } else {
+        quote! {
+            let #outcome = #run;
+            #after_failure
+            #outcome
+        }
+    };
+
+    let rejected_arm = args
+        .fallback
+        .as_ref()
+        .map(|fallback| rejected_arm(fallback, &arguments, &private, is_async, &breaker));
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -198,9 +187,28 @@ fn expand(args: &Args, function: &Function) -> TokenStream {
             #copies
             let #permit = match #breaker.try_acquire() {
                 ::core::result::Result::Ok(#permit) => #permit,
-                ::core::result::Result::Err(#rejection_pattern) => return #on_rejection,
+                #rejected_arm
             };
             #tail
+        }
+    }
+}
+
+/// The match arm of a rejected call with a fallback: the fallback, counted
+/// first.
+fn rejected_arm(
+    fallback: &Path,
+    arguments: &[Argument],
+    private: &TokenStream,
+    is_async: bool,
+    breaker: &Ident,
+) -> TokenStream {
+    let passed = arguments.iter().map(|argument| &argument.ident);
+    let call = call_fallback(fallback, private, is_async, &quote!(#(#passed),*));
+    quote! {
+        ::core::result::Result::Err(_) => {
+            #private::fallback_after_rejection(#breaker);
+            return #call;
         }
     }
 }
@@ -311,6 +319,7 @@ fn fallback_on_error(
     private: &TokenStream,
     is_async: bool,
     outcome: &Ident,
+    breaker: &Ident,
 ) -> (TokenStream, TokenStream) {
     let mut copies = TokenStream::new();
     let mut passed = Vec::new();
@@ -336,6 +345,7 @@ fn fallback_on_error(
     let call = call_fallback(fallback, private, is_async, &quote!(#(#passed),*));
     let after_failure = quote! {
         if #private::is_error(&#outcome) {
+            #private::fallback_after_failure(#breaker);
             return #call;
         }
     };

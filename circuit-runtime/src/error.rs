@@ -136,7 +136,7 @@ impl CircuitOpenError {
     /// let err = breaker.try_acquire().unwrap_err();
     /// assert_eq!(err.name(), "quotes");
     /// ```
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &'static str {
         self.name.as_str()
     }
 
@@ -200,14 +200,20 @@ struct RejectionMessage<'a>(&'a CircuitOpenError);
 
 impl fmt::Display for RejectionMessage<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rejection = self.0;
-        write!(f, "circuit breaker '{}' is ", rejection.name)?;
-        match rejection.state() {
+        write!(f, "circuit breaker '{}' is ", self.0.name)?;
+        self.0.write_condition(f)
+    }
+}
+
+impl CircuitOpenError {
+    /// The breaker's condition in words: `open; retry in 12.0s`.
+    pub(crate) fn write_condition(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.state() {
             State::ForcedOpen => f.write_str("forced open")?,
             State::HalfOpen => f.write_str("half-open and every trial slot is taken")?,
             _ => f.write_str("open")?,
         }
-        if let Some(retry_after) = rejection.retry_after() {
+        if let Some(retry_after) = self.retry_after() {
             write!(f, "; retry in {:.1}s", retry_after.as_secs_f64())?;
         }
         Ok(())

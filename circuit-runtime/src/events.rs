@@ -1,14 +1,263 @@
-//! What a breaker tells the world: its state changes, as hooks see them,
-//! and the lists of hooks that receive them.
+//! What a breaker tells the world: its events (state changes, rejected
+//! calls, fallbacks, slow calls, reconfigurations), and the lists of
+//! observers that receive them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Instant;
-
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::sync::{read, write};
+use crate::{CircuitOpenError, Config, State};
 
-use crate::State;
+/// Something a breaker did, as observers see it: what
+/// [`CircuitBreaker::on_event`](crate::CircuitBreaker::on_event) and
+/// [`Registry::on_event`](crate::Registry::on_event) hooks receive.
+///
+/// A call that succeeds in a closed breaker is no event: observing costs
+/// that path nothing. Events are built only while someone observes them
+/// (a hook, or with feature `tracing` an interested subscriber).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use circuit_runtime::{CircuitBreaker, Config, Event};
+///
+/// let breaker = CircuitBreaker::new("quotes", Config::builder().failure_threshold(1).build()?);
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&seen);
+/// breaker.on_event(move |event: &Event| sink.lock().unwrap().push(event.to_string()));
+///
+/// let _ = breaker.call(|| Err::<(), _>("timeout"));
+/// let _ = breaker.call(|| Ok::<_, &str>(()));
+/// assert_eq!(*seen.lock().unwrap(), [
+///     "circuit breaker 'quotes' opened: consecutive failures reached their threshold",
+///     "circuit breaker 'quotes' rejected a call: it is open; retry in 60.0s",
+/// ]);
+/// # Ok::<(), circuit_runtime::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+// Built only while observed, and handed out by reference: a box around
+// the largest variant would cost each reconfiguration an allocation for
+// nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    /// The breaker changed state.
+    Transition(Transition),
+    /// The breaker rejected a call without running it: the same value the
+    /// caller got, with the state and the time until the next trial.
+    Rejected(CircuitOpenError),
+    /// A fallback ran instead of the call's own result.
+    FallbackRan(FallbackRun),
+    /// A call took at least `slow_call_duration`.
+    SlowCall(SlowCall),
+    /// The breaker's options changed while it ran.
+    Reconfigured(Reconfiguration),
+}
+
+impl Event {
+    /// The name of the breaker the event happened to.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Event};
+    /// let breaker = CircuitBreaker::new("mail", Default::default());
+    /// breaker.on_event(|event: &Event| assert_eq!(event.breaker(), "mail"));
+    /// breaker.force_open();
+    /// ```
+    pub fn breaker(&self) -> &'static str {
+        match self {
+            Event::Transition(transition) => transition.name,
+            Event::Rejected(rejection) => rejection.name(),
+            Event::FallbackRan(fallback) => fallback.name,
+            Event::SlowCall(slow) => slow.name,
+            Event::Reconfigured(reconfiguration) => reconfiguration.name,
+        }
+    }
+
+    /// The event's kind in `snake_case`, as logs and serialized events
+    /// spell it.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Event};
+    /// let breaker = CircuitBreaker::new("mail", Default::default());
+    /// breaker.on_event(|event: &Event| assert_eq!(event.kind(), "transition"));
+    /// breaker.force_open();
+    /// ```
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Event::Transition(_) => "transition",
+            Event::Rejected(_) => "rejected",
+            Event::FallbackRan(_) => "fallback_ran",
+            Event::SlowCall(_) => "slow_call",
+            Event::Reconfigured(_) => "reconfigured",
+        }
+    }
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.breaker();
+        match self {
+            Event::Transition(transition) => {
+                let verb = match transition.to {
+                    State::Closed => "closed",
+                    State::Open => "opened",
+                    State::HalfOpen => "half-opened",
+                    State::ForcedOpen => "was forced open",
+                    State::Disabled => "was disabled",
+                };
+                write!(f, "circuit breaker '{name}' {verb}: {}", transition.cause)
+            }
+            Event::Rejected(rejection) => {
+                write!(f, "circuit breaker '{name}' rejected a call: it is ")?;
+                rejection.write_condition(f)
+            }
+            Event::FallbackRan(fallback) => write!(
+                f,
+                "circuit breaker '{name}' ran its fallback: the call {}",
+                fallback.reason
+            ),
+            Event::SlowCall(slow) => write!(
+                f,
+                "circuit breaker '{name}' saw a slow call: {:?}, at least {}",
+                slow.duration,
+                circuit_spec::duration::format(slow.threshold)
+            ),
+            Event::Reconfigured(reconfiguration) => write!(
+                f,
+                "circuit breaker '{name}' was reconfigured: {} changed",
+                reconfiguration.changed.join(", ")
+            ),
+        }
+    }
+}
+
+/// A fallback ran: what [`Event::FallbackRan`] carries.
+///
+/// ```
+/// use circuit_runtime::{CircuitBreaker, Event, FallbackReason};
+///
+/// let breaker = CircuitBreaker::new("quotes", Default::default());
+/// breaker.on_event(|event: &Event| {
+///     if let Event::FallbackRan(fallback) = event {
+///         assert_eq!(fallback.reason, FallbackReason::Rejected);
+///     }
+/// });
+/// breaker.record_fallback(FallbackReason::Rejected);
+/// assert_eq!(breaker.metrics().fallbacks_after_rejection, 1);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FallbackRun {
+    /// The breaker's name.
+    pub name: &'static str,
+    /// Why the fallback ran.
+    pub reason: FallbackReason,
+}
+
+/// Why a fallback ran.
+///
+/// ```
+/// use circuit_runtime::FallbackReason;
+/// assert_eq!(FallbackReason::Rejected.as_str(), "rejected");
+/// assert_eq!(FallbackReason::Failed.to_string(), "failed");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FallbackReason {
+    /// The breaker rejected the call.
+    Rejected,
+    /// The call ran and returned an error (`fallback_on = "any_error"`).
+    Failed,
+}
+
+impl FallbackReason {
+    /// The reason in `snake_case`, as logs and the
+    /// `circuit_breaker_fallback_calls_total` metric's `reason` label spell
+    /// it.
+    ///
+    /// ```
+    /// assert_eq!(circuit_runtime::FallbackReason::Failed.as_str(), "failed");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FallbackReason::Rejected => "rejected",
+            FallbackReason::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A call took at least `slow_call_duration`: what [`Event::SlowCall`]
+/// carries. Only breakers with a `slow_call_duration` time their calls.
+///
+/// ```
+/// use std::time::Duration;
+/// use circuit_runtime::{CircuitBreaker, Config, Event, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let config = Config::builder()
+///     .slow_call_duration(Duration::from_secs(1))
+///     .clock(clock.clone())
+///     .build()?;
+/// let breaker = CircuitBreaker::new("reports", config);
+/// breaker.on_event(|event: &Event| {
+///     if let Event::SlowCall(slow) = event {
+///         assert_eq!((slow.duration, slow.threshold), (Duration::from_secs(3), Duration::from_secs(1)));
+///     }
+/// });
+/// let _ = breaker.call(|| {
+///     clock.advance(Duration::from_secs(3));
+///     Ok::<_, ()>(())
+/// });
+/// assert_eq!(breaker.metrics().slow_calls, 1);
+/// # Ok::<(), circuit_runtime::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SlowCall {
+    /// The breaker's name.
+    pub name: &'static str,
+    /// How long the call took, on the breaker's clock.
+    pub duration: Duration,
+    /// The `slow_call_duration` it reached.
+    pub threshold: Duration,
+}
+
+/// A breaker's options changed while it ran: what
+/// [`Event::Reconfigured`] carries, after
+/// [`CircuitBreaker::reconfigure`](crate::CircuitBreaker::reconfigure),
+/// [`Registry::configure`](crate::Registry::configure) or a configuration
+/// file's load changed something.
+///
+/// ```
+/// use circuit_runtime::{CircuitBreaker, Config, Event};
+///
+/// let breaker = CircuitBreaker::new("db", Config::default());
+/// breaker.on_event(|event: &Event| {
+///     if let Event::Reconfigured(change) = event {
+///         assert_eq!(change.changed, ["failure_threshold"]);
+///         assert_eq!(change.config.failure_threshold(), 2);
+///     }
+/// });
+/// breaker.reconfigure(Config::builder().failure_threshold(2).build()?);
+/// # Ok::<(), circuit_runtime::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Reconfiguration {
+    /// The breaker's name.
+    pub name: &'static str,
+    /// The options whose values changed, in the option table's order.
+    pub changed: Vec<&'static str>,
+    /// The configuration the breaker runs with now.
+    pub config: Config,
+}
 
 /// One state change of one breaker, handed to every transition hook.
 ///
@@ -32,7 +281,7 @@ use crate::State;
 #[non_exhaustive]
 pub struct Transition {
     /// The breaker's name.
-    pub name: String,
+    pub name: &'static str,
     /// The state it left.
     pub from: State,
     /// The state it entered.
@@ -154,17 +403,21 @@ pub struct Reload {
 }
 
 /// A hook on events of type `E`, shared so a list can be copied cheaply.
-pub(crate) type Hook<E = Transition> = Arc<dyn Fn(&E) + Send + Sync>;
+pub(crate) type Hook<E = Event> = Arc<dyn Fn(&E) + Send + Sync>;
 
 /// Hooks that can be added at any time, including from inside a hook.
-pub(crate) struct HookList<E = Transition> {
+pub(crate) struct HookList<E = Event> {
     hooks: RwLock<Vec<Hook<E>>>,
+    /// Whether `hooks` has any: read without the lock, so a list nobody
+    /// hooked costs the path that would report to it one load.
+    any: AtomicBool,
 }
 
 impl<E> Default for HookList<E> {
     fn default() -> Self {
         Self {
             hooks: RwLock::default(),
+            any: AtomicBool::new(false),
         }
     }
 }
@@ -172,6 +425,7 @@ impl<E> Default for HookList<E> {
 impl<E> HookList<E> {
     pub(crate) fn push(&self, hook: Hook<E>) {
         write(&self.hooks).push(hook);
+        self.any.store(true, Ordering::Release);
     }
 
     /// Runs every hook on `event`. The list is copied first so no lock is
@@ -179,21 +433,66 @@ impl<E> HookList<E> {
     /// A panicking hook is contained (the panic hook still reports it) so
     /// it cannot unwind through the caller's call or stop the hooks after
     /// it; what the event reports was committed before any hook ran.
+    ///
+    /// An event a hook causes (by calling a breaker from inside it) reaches
+    /// the hooks too, down to [`MAX_HOOK_DEPTH`] hooks running inside one
+    /// another on a thread: deeper, it is not handed to hooks, so a hook
+    /// that calls a breaker on each of its rejections cannot call itself
+    /// without end.
     pub(crate) fn run(&self, event: &E) {
+        if self.is_empty() {
+            return;
+        }
+        let Some(_depth) = HookDepth::enter() else {
+            return;
+        };
         let hooks = read(&self.hooks).clone();
         for hook in hooks {
             let _contained = catch_unwind(AssertUnwindSafe(|| hook(event)));
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        read(&self.hooks).is_empty()
+        !self.any.load(Ordering::Acquire)
+    }
+}
+
+/// How many hooks may run inside one another on one thread.
+pub(crate) const MAX_HOOK_DEPTH: u32 = 4;
+
+/// One more hook running on this thread, until dropped.
+struct HookDepth;
+
+thread_local! {
+    static HOOK_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl HookDepth {
+    fn enter() -> Option<HookDepth> {
+        HOOK_DEPTH
+            .try_with(|depth| {
+                (depth.get() < MAX_HOOK_DEPTH).then(|| {
+                    depth.set(depth.get() + 1);
+                    HookDepth
+                })
+            })
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for HookDepth {
+    fn drop(&mut self) {
+        let _ = HOOK_DEPTH.try_with(|depth| depth.set(depth.get() - 1));
     }
 }
 
 impl<E> std::fmt::Debug for HookList<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let count = read(&self.hooks).len();
-        f.debug_struct("HookList").field("hooks", &count).finish()
+        f.debug_struct("HookList")
+            .field("hooks", &count)
+            .finish_non_exhaustive()
     }
 }

@@ -69,6 +69,7 @@ mod registry;
 mod serialize;
 mod sync;
 mod tagged;
+mod telemetry;
 mod window;
 
 pub use breaker::permit::Permit;
@@ -82,9 +83,13 @@ pub use config::{Config, ConfigBuilder, MAX_TRIAL_CALLS, MAX_WINDOW_SIZE};
 pub use error::{CallError, CircuitOpenError, ConfigError};
 #[cfg(feature = "toml")]
 pub use events::Reload;
-pub use events::{Transition, TransitionCause};
+pub use events::{
+    Event, FallbackReason, FallbackRun, Reconfiguration, SlowCall, Transition, TransitionCause,
+};
 pub use metrics::Metrics;
 pub use registry::{registry, Conflict, Health, Registry, Snapshot};
+#[cfg(feature = "metrics")]
+pub use telemetry::facade::{set_metric_prefix, MetricPrefixError, MetricsPublisher};
 
 /// Puts a function behind a named breaker of the global [`registry()`].
 ///

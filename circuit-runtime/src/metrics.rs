@@ -42,6 +42,10 @@ pub struct Metrics {
     pub ignored_calls: u64,
     /// Calls rejected without running.
     pub rejected_calls: u64,
+    /// Fallbacks run because the breaker rejected the call.
+    pub fallbacks_after_rejection: u64,
+    /// Fallbacks run because the call failed (`fallback_on = "any_error"`).
+    pub fallbacks_after_failure: u64,
     /// Calls, successful or not, that took at least `slow_call_duration`.
     pub slow_calls: u64,
     /// Transitions into `Open`.
@@ -75,9 +79,11 @@ pub(crate) enum Counter {
     Ignored = 2,
     Rejected = 3,
     Slow = 4,
+    FallbackAfterRejection = 5,
+    FallbackAfterFailure = 6,
 }
 
-const COUNTERS: usize = 5;
+const COUNTERS: usize = 7;
 
 /// One thread's counters, alone on their cache lines so threads bumping
 /// their own stripes never invalidate each other's lines.
@@ -133,6 +139,14 @@ impl std::fmt::Debug for CallCounters {
             .field("ignored", &self.get(Counter::Ignored))
             .field("rejected", &self.get(Counter::Rejected))
             .field("slow", &self.get(Counter::Slow))
+            .field(
+                "fallbacks_after_rejection",
+                &self.get(Counter::FallbackAfterRejection),
+            )
+            .field(
+                "fallbacks_after_failure",
+                &self.get(Counter::FallbackAfterFailure),
+            )
             .finish()
     }
 }

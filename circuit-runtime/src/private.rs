@@ -14,7 +14,9 @@ use std::task::{Context, Poll};
 
 use crate::breaker::permit::InFlight;
 use crate::cell::{keep_forever, BreakerCell};
-use crate::{registry, CallError, CircuitBreaker, CircuitOpenError, ConfigBuilder, Permit};
+use crate::{
+    registry, CallError, CircuitBreaker, CircuitOpenError, ConfigBuilder, FallbackReason, Permit,
+};
 
 pub use crate::Config;
 pub use std::time::Duration;
@@ -387,6 +389,18 @@ impl<F: Future> AsyncFallback for F {}
 #[inline]
 pub fn async_fallback<F: AsyncFallback>(fallback: F) -> F {
     fallback
+}
+
+/// Counts a fallback run because the breaker rejected the call.
+#[cold]
+pub fn fallback_after_rejection(breaker: &CircuitBreaker) {
+    breaker.record_fallback(FallbackReason::Rejected);
+}
+
+/// Counts a fallback run because the call failed.
+#[cold]
+pub fn fallback_after_failure(breaker: &CircuitBreaker) {
+    breaker.record_fallback(FallbackReason::Failed);
 }
 
 /// The default classification: every error is a failure.

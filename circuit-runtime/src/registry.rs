@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use crate::breaker::CircuitBreaker;
 use crate::config::{Config, FileConfig};
-use crate::events::{HookList, Transition, TransitionCause};
+use crate::events::{Event, HookList, Transition, TransitionCause};
 use crate::metrics::Metrics;
 use crate::sync::{lock_std, read, write};
 use crate::State;
@@ -258,9 +258,15 @@ impl Registry {
         let mut names = write(&self.names);
         let entry = names.entries.entry(name.to_owned()).or_default();
         entry.configured = Some(config.clone());
-        let Some(live) = &entry.breaker else { return };
+        let Some(live) = entry.breaker.clone() else {
+            return;
+        };
         if live.config().clock == config.clock {
-            let _changed = live.reconfigure(config);
+            let change = live.apply_config(config);
+            drop(names);
+            if let Some(change) = change {
+                live.emit(&Event::Reconfigured(change));
+            }
         } else {
             self.install_fresh(name, entry, config);
         }
@@ -472,15 +478,21 @@ impl Registry {
         let mut guard = write(&self.names);
         let names = &mut *guard;
         names.file = file;
-        let mut changed: Vec<String> = names
+        let reconfigured: Vec<(Arc<CircuitBreaker>, crate::Reconfiguration)> = names
             .entries
             .iter()
             .filter_map(|(name, entry)| {
                 let breaker = entry.breaker.as_ref()?;
-                let config = entry.config(name, &names.file);
-                breaker.reconfigure(config).then(|| name.clone())
+                let change = breaker.apply_config(entry.config(name, &names.file))?;
+                Some((Arc::clone(breaker), change))
             })
             .collect();
+        drop(guard);
+        let mut changed = Vec::with_capacity(reconfigured.len());
+        for (breaker, change) in reconfigured {
+            changed.push(change.name.to_owned());
+            breaker.emit(&Event::Reconfigured(change));
+        }
         changed.sort_unstable();
         changed
     }
@@ -515,7 +527,7 @@ impl Registry {
 
     /// Every breaker, sorted by name. The lock on the registry is released
     /// before any breaker is read.
-    fn all(&self) -> Vec<Arc<CircuitBreaker>> {
+    pub(crate) fn all(&self) -> Vec<Arc<CircuitBreaker>> {
         let mut breakers: Vec<Arc<CircuitBreaker>> = read(&self.names)
             .entries
             .values()
@@ -615,6 +627,29 @@ impl Registry {
     /// assert_eq!(*log.lock().unwrap(), ["mail: closed -> forced_open"]);
     /// ```
     pub fn on_transition(&self, hook: impl Fn(&Transition) + Send + Sync + 'static) {
+        self.on_event(crate::breaker::transitions_only(hook));
+    }
+
+    /// Adds a hook that runs after every [`Event`] of every breaker of this
+    /// registry, including breakers registered later. Like
+    /// [`CircuitBreaker::on_event`], it runs outside every lock, and a
+    /// panicking hook is contained.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use circuit_runtime::{Event, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = Arc::clone(&log);
+    /// registry.on_event(move |event: &Event| sink.lock().unwrap().push((event.breaker(), event.kind())));
+    ///
+    /// let mail = registry.get_or_create("mail", Default::default());
+    /// mail.force_open();
+    /// let _ = mail.try_acquire();
+    /// assert_eq!(*log.lock().unwrap(), [("mail", "transition"), ("mail", "rejected")]);
+    /// ```
+    pub fn on_event(&self, hook: impl Fn(&Event) + Send + Sync + 'static) {
         self.hooks.push(Arc::new(hook));
     }
 

@@ -99,14 +99,9 @@ impl Serialize for Snapshot {
         out.serialize_field("state", &self.state)?;
         out.serialize_field(
             "retry_after",
-            &self.retry_after.map(|left| {
-                // Whole milliseconds, rounded up: the grammar's finest
-                // unit, and never "0ms" while any time is left.
-                let millis = left.as_nanos().div_ceil(1_000_000);
-                circuit_spec::duration::format(std::time::Duration::from_millis(
-                    u64::try_from(millis).unwrap_or(u64::MAX),
-                ))
-            }),
+            &self
+                .retry_after
+                .map(circuit_spec::duration::format_millis_up),
         )?;
         out.serialize_field("metrics", &self.metrics)?;
         out.serialize_field("config", &self.config)?;

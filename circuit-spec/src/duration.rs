@@ -128,6 +128,21 @@ pub fn format(duration: std::time::Duration) -> String {
     text
 }
 
+/// Writes `duration` rounded up to the millisecond, the grammar's finest
+/// unit: for time left, which never reads `"0ms"` while any is.
+///
+/// ```
+/// use std::time::Duration;
+/// use circuit_spec::duration::format_millis_up;
+/// assert_eq!(format_millis_up(Duration::from_micros(1)), "1ms");
+/// assert_eq!(format_millis_up(Duration::from_micros(61_500_200)), "1m1s501ms");
+/// assert_eq!(format_millis_up(Duration::ZERO), "0s");
+/// ```
+pub fn format_millis_up(duration: std::time::Duration) -> String {
+    let millis = u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    format(std::time::Duration::from_millis(millis))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

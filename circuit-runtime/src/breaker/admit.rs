@@ -8,7 +8,7 @@ use super::permit::{Admission, Permit};
 use super::words::{generation_of, is_closed, state_of, tag_of, trial_fields, trial_value};
 use super::{CircuitBreaker, State};
 use crate::error::CircuitOpenError;
-use crate::events::TransitionCause;
+use crate::events::{Event, TransitionCause};
 use crate::metrics::Counter;
 use crate::sync::Ordering;
 use crate::tagged;
@@ -212,6 +212,10 @@ impl CircuitBreaker {
     #[inline]
     pub(super) fn reject(&self, state: State, retry_after: Option<u64>) -> CircuitOpenError {
         self.counters.add(Counter::Rejected);
-        CircuitOpenError::new(self.name, state, retry_after)
+        let rejection = CircuitOpenError::new(self.name, state, retry_after);
+        if self.is_observed() {
+            self.emit(&Event::Rejected(rejection.clone()));
+        }
+        rejection
     }
 }

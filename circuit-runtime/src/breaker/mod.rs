@@ -29,6 +29,7 @@
 
 mod admit;
 mod call;
+mod observe;
 pub(crate) mod permit;
 mod record;
 mod state;
@@ -45,7 +46,7 @@ use std::time::Instant;
 use crate::cell::BreakerCell;
 use crate::clock::Timeline;
 use crate::config::Config;
-use crate::events::{HookList, Transition, TransitionCause};
+use crate::events::{HookList, TransitionCause};
 use crate::metrics::{CallCounters, Counter, Metrics};
 use crate::names::{intern, Name};
 use crate::policy::{Backoff, Jitter};
@@ -54,6 +55,7 @@ use crate::tagged;
 use crate::window::Tally;
 
 pub use call::CallFuture;
+pub(crate) use observe::transitions_only;
 pub use state::State;
 use tuning::{Tuning, Windows};
 use words::{generation_of, pack_state, state_of, tag_of};
@@ -111,6 +113,13 @@ pub struct CircuitBreaker {
     hooks: HookList,
     /// The registry's hooks, for breakers the registry created.
     shared_hooks: Option<Arc<HookList>>,
+    /// The facade's histogram of call durations, registered on the first
+    /// timed call.
+    #[cfg(feature = "metrics")]
+    pub(crate) call_durations: crate::telemetry::facade::CallDurations,
+    /// Whether the facade got this breaker's window rates once.
+    #[cfg(feature = "metrics")]
+    pub(crate) rates_published: std::sync::atomic::AtomicBool,
 }
 
 /// The call sites caching a breaker, and whether it was retired.
@@ -184,6 +193,10 @@ impl CircuitBreaker {
             sites: std::sync::Mutex::default(),
             hooks: HookList::default(),
             shared_hooks,
+            #[cfg(feature = "metrics")]
+            call_durations: crate::telemetry::facade::CallDurations::default(),
+            #[cfg(feature = "metrics")]
+            rates_published: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -194,6 +207,11 @@ impl CircuitBreaker {
     /// assert_eq!(breaker.name(), "cache");
     /// ```
     pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The name as interned, for the life of the program.
+    pub(crate) fn static_name(&self) -> &'static str {
         self.name.as_str()
     }
 
@@ -303,27 +321,6 @@ impl CircuitBreaker {
         before
     }
 
-    /// Adds a hook that runs after every state change of this breaker, with
-    /// no lock of the breaker held: it may read or call the breaker. A
-    /// panicking hook is contained and does not affect the breaker.
-    ///
-    /// ```
-    /// use std::sync::atomic::{AtomicUsize, Ordering};
-    /// use std::sync::Arc;
-    /// use circuit_runtime::CircuitBreaker;
-    ///
-    /// let changes = Arc::new(AtomicUsize::new(0));
-    /// let breaker = CircuitBreaker::new("feed", Default::default());
-    /// let counter = Arc::clone(&changes);
-    /// breaker.on_transition(move |_| { counter.fetch_add(1, Ordering::Relaxed); });
-    /// breaker.force_open();
-    /// breaker.reset();
-    /// assert_eq!(changes.load(Ordering::Relaxed), 2);
-    /// ```
-    pub fn on_transition(&self, hook: impl Fn(&Transition) + Send + Sync + 'static) {
-        self.hooks.push(Arc::new(hook));
-    }
-
     /// The breaker's counters and current view.
     ///
     /// ```
@@ -364,6 +361,8 @@ impl CircuitBreaker {
             failed_calls,
             ignored_calls,
             rejected_calls: self.counters.get(Counter::Rejected),
+            fallbacks_after_rejection: self.counters.get(Counter::FallbackAfterRejection),
+            fallbacks_after_failure: self.counters.get(Counter::FallbackAfterFailure),
             slow_calls: self.counters.get(Counter::Slow),
             times_opened: self.times_opened.load(Ordering::Relaxed),
             times_half_opened: self.times_half_opened.load(Ordering::Relaxed),
@@ -375,6 +374,18 @@ impl CircuitBreaker {
             last_failure_at: at(self.last_failure_at.load(Ordering::Relaxed)),
             last_transition_at: at(self.entered_at.load(Ordering::Acquire)),
         }
+    }
+
+    /// The window's failure and slow-call rates, once it holds
+    /// `minimum_calls` outcomes and its rate rules judge them; `None`
+    /// before that, or without a window.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn judged_rates(&self) -> Option<(f64, f64)> {
+        let tally = self.windows.current()?.tally(self.timeline.now_nanos());
+        if tally.calls < self.tuning.rate_rules_unchecked().minimum_calls {
+            return None;
+        }
+        tally.failure_rate().zip(tally.slow_call_rate())
     }
 
     /// Marks the breaker as no longer the registry's for its name, and

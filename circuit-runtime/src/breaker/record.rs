@@ -1,11 +1,13 @@
 //! Recording outcomes: what a call's verdict does to the counters, the
 //! window and the state of the period it was admitted in.
 
+use std::time::Duration;
+
 use super::permit::{Admission, Verdict};
 use super::tuning::RateRules;
 use super::words::{generation_of, pack_state, state_of, tag_of, trial_fields, trial_value};
 use super::{CircuitBreaker, State};
-use crate::events::TransitionCause;
+use crate::events::{Event, SlowCall, TransitionCause};
 use crate::metrics::Counter;
 use crate::sync::Ordering;
 use crate::tagged;
@@ -65,7 +67,7 @@ impl CircuitBreaker {
                 verdict,
                 Verdict::Success | Verdict::Failure | Verdict::Ignored
             )
-            && self.is_slow(admission.started_at);
+            && self.time_call(admission.started_at);
         match verdict {
             Verdict::Success => self.counters.add(Counter::Successful),
             Verdict::Failure => self.counters.add(Counter::Failed),
@@ -86,12 +88,24 @@ impl CircuitBreaker {
         }
     }
 
+    /// Measures a timed call that ran to a verdict, reports it, and
+    /// returns whether it was slow.
     #[cold]
-    fn is_slow(&self, started_at: u64) -> bool {
+    fn time_call(&self, started_at: u64) -> bool {
         let elapsed = self.timeline.now_nanos().saturating_sub(started_at);
-        self.tuning
-            .slow_call_nanos()
-            .is_some_and(|slow| elapsed >= slow)
+        crate::telemetry::record_duration(self, Duration::from_nanos(elapsed));
+        let Some(threshold) = self.tuning.slow_call_nanos() else {
+            return false;
+        };
+        let slow = elapsed >= threshold;
+        if slow && self.is_observed() {
+            self.emit(&Event::SlowCall(SlowCall {
+                name: self.static_name(),
+                duration: Duration::from_nanos(elapsed),
+                threshold: Duration::from_nanos(threshold),
+            }));
+        }
+        slow
     }
 
     /// Whether `generation` is the current period: the one check that tells

@@ -1,10 +1,11 @@
 //! Transitions: moving the breaker to a new state period, under its mutex,
-//! and telling the hooks afterwards.
+//! and telling its observers afterwards (always: transitions are rare, and
+//! metrics count them whether or not anyone hooked them).
 
 use super::words::{generation_of, next_generation, pack_state, state_of, tag_of};
 use super::{CircuitBreaker, State};
 use crate::clock::saturating_nanos;
-use crate::events::{Transition, TransitionCause};
+use crate::events::{Event, Transition, TransitionCause};
 use crate::sync::{lock, Ordering};
 use crate::tagged;
 
@@ -68,7 +69,7 @@ impl CircuitBreaker {
             .store(pack_state(generation, to), Ordering::Release);
         drop(recovery);
         if from != to {
-            self.emit(from, to, cause, now);
+            self.announce(from, to, cause, now);
         }
         true
     }
@@ -82,24 +83,13 @@ impl CircuitBreaker {
         self.trials.swap(tagged::pack(tag, 0), Ordering::AcqRel);
     }
 
-    fn emit(&self, from: State, to: State, cause: TransitionCause, now: u64) {
-        let shared = self
-            .shared_hooks
-            .as_deref()
-            .filter(|hooks| !hooks.is_empty());
-        if self.hooks.is_empty() && shared.is_none() {
-            return;
-        }
-        let transition = Transition {
-            name: self.name.as_str().to_owned(),
+    fn announce(&self, from: State, to: State, cause: TransitionCause, now: u64) {
+        self.emit(&Event::Transition(Transition {
+            name: self.static_name(),
             from,
             to,
             at: self.timeline.instant(now),
             cause,
-        };
-        if let Some(shared) = shared {
-            shared.run(&transition);
-        }
-        self.hooks.run(&transition);
+        }));
     }
 }

@@ -13,6 +13,7 @@ use super::CircuitBreaker;
 use crate::append_only::AppendOnly;
 use crate::clock::saturating_nanos;
 use crate::config::{Config, WindowKind};
+use crate::events::{Event, Reconfiguration};
 use crate::sync::{fence, lock, AtomicU64, Ordering};
 use crate::window::Window;
 
@@ -281,7 +282,8 @@ impl CircuitBreaker {
     /// it. [`Registry::configure`](crate::Registry::configure) replaces a
     /// registry breaker whose clock changes with a fresh one.
     ///
-    /// Returns whether any option changed.
+    /// Returns whether any option changed; when one did, observers get an
+    /// [`Event::Reconfigured`](crate::Event::Reconfigured) naming them.
     ///
     /// ```
     /// use circuit_runtime::{CircuitBreaker, Config, State};
@@ -297,11 +299,24 @@ impl CircuitBreaker {
     /// # Ok::<(), circuit_runtime::ConfigError>(())
     /// ```
     pub fn reconfigure(&self, config: Config) -> bool {
+        match self.apply_config(config) {
+            Some(change) => {
+                self.emit(&Event::Reconfigured(change));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`reconfigure`](Self::reconfigure) without telling observers: the
+    /// change, if any, for the caller to announce once it holds no lock.
+    pub(crate) fn apply_config(&self, config: Config) -> Option<Reconfiguration> {
         let mut recovery = lock(&self.recovery);
         let config = config.with_clock_of(&recovery.config);
         if config == recovery.config {
-            return false;
+            return None;
         }
+        let changed = recovery.config.differences(&config);
         // The options and the window change under one write of the
         // sequence count: a call that chose the old window and reads the
         // new rules sees the count move, and does not judge by the mix.
@@ -320,7 +335,11 @@ impl CircuitBreaker {
             config.max_recovery_timeout(),
         );
         recovery.jitter.set_share(config.jitter());
-        recovery.config = config;
-        true
+        recovery.config = config.clone();
+        Some(Reconfiguration {
+            name: self.static_name(),
+            changed,
+            config,
+        })
     }
 }
