@@ -150,3 +150,52 @@ fn async_closed_call_allocates_nothing() {
     });
     assert_eq!(allocations, 0, "allocations in {CALLS} async closed calls");
 }
+
+#[test]
+fn calls_allocate_nothing_with_a_prometheus_exporter_installed_and_fed() {
+    // Every feature is on in this package; here the `metrics` feature also
+    // has an exporter to feed, and the registry publishes into it between
+    // rounds of calls.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let registry = circuit_runtime::Registry::new();
+        let closed = registry.get_or_create("allocations.exported", Config::default());
+        let open = registry.get_or_create("allocations.exported.open", Config::default());
+        open.force_open();
+        registry.publish_metrics();
+        let allocations = allocations_per_calls(|| {
+            let result = closed.call(|| Ok::<_, ()>(black_box(42_u64)));
+            black_box(result).expect("a closed breaker runs the call");
+            let result = open.call(|| Ok::<_, ()>(black_box(42_u64)));
+            assert!(matches!(black_box(result), Err(CallError::Rejected(_))));
+        });
+        assert_eq!(
+            allocations, 0,
+            "allocations in {CALLS} closed and rejected calls"
+        );
+        registry.publish_metrics();
+    });
+    assert!(handle.render().contains(
+        r#"circuit_breaker_calls_total{name="allocations.exported",result="success"} 1001"#
+    ));
+}
+
+#[test]
+fn an_observed_rejection_allocates_nothing() {
+    let breaker = breaker(Config::default());
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = std::sync::Arc::clone(&seen);
+    breaker.on_event(move |event| {
+        if let circuit_runtime::Event::Rejected(_) = event {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    breaker.force_open();
+    let allocations = allocations_per_calls(|| {
+        let result = breaker.call(|| Ok::<_, ()>(black_box(42_u64)));
+        assert!(matches!(black_box(result), Err(CallError::Rejected(_))));
+    });
+    assert_eq!(allocations, 0, "allocations in {CALLS} observed rejections");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), CALLS + 1);
+}

@@ -344,12 +344,67 @@ fn async_closed(c: &mut Criterion) {
     group.finish();
 }
 
+/// What observing costs: a breaker with an event hook beside one without,
+/// on the closed path (which has no event, so should cost nothing) and on
+/// the rejection path (which builds the event and runs the hook). With
+/// feature `metrics`, also the closed path of a registry breaker while a
+/// Prometheus exporter is installed and fed by a publisher thread: run it
+/// with and without the feature to compare the binaries, e.g.
+/// `cargo bench -p circuit-runtime --features metrics --bench breaker -- observability`.
+fn observability(c: &mut Criterion) {
+    let mut group = c.benchmark_group("observability");
+    configure(&mut group);
+    let x = 42_u64;
+
+    let unobserved = ours(LONG_RECOVERY);
+    let observed = ours(LONG_RECOVERY);
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = std::sync::Arc::clone(&seen);
+    observed.on_event(move |_| {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    for (label, breaker) in [("unobserved", &unobserved), ("observed", &observed)] {
+        let breaker = black_box(breaker);
+        group.bench_function(format!("closed_success/{label}"), |b| {
+            b.iter(|| consume(breaker.call(|| Ok::<_, ()>(black_box(x)))));
+        });
+    }
+    #[cfg(feature = "metrics")]
+    let _publisher = {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        metrics::set_global_recorder(recorder).expect("no recorder installed before");
+        let exported =
+            circuit_runtime::registry().get_or_create("bench.exported", ours(RECOVERY).config());
+        let publisher = circuit_runtime::MetricsPublisher::start(
+            circuit_runtime::registry(),
+            Duration::from_millis(100),
+        )
+        .expect("a publisher thread");
+        let breaker = black_box(&*exported);
+        group.bench_function("closed_success/prometheus_exported", |b| {
+            b.iter(|| consume(breaker.call(|| Ok::<_, ()>(black_box(x)))));
+        });
+        publisher
+    };
+    for (label, breaker) in [("unobserved", &unobserved), ("observed", &observed)] {
+        breaker.force_open();
+        let breaker = black_box(breaker);
+        group.bench_function(format!("open_reject/{label}"), |b| {
+            b.iter(|| consume(breaker.call(|| Ok::<_, ()>(black_box(x)))));
+        });
+    }
+    assert!(seen.load(std::sync::atomic::Ordering::Relaxed) > 0);
+
+    group.finish();
+}
+
 criterion_group!(
     benches,
     closed_success,
     open_reject,
     contended,
     rate_window,
-    async_closed
+    async_closed,
+    observability
 );
 criterion_main!(benches);

@@ -407,7 +407,9 @@ pub(crate) type Hook<E = Event> = Arc<dyn Fn(&E) + Send + Sync>;
 
 /// Hooks that can be added at any time, including from inside a hook.
 pub(crate) struct HookList<E = Event> {
-    hooks: RwLock<Vec<Hook<E>>>,
+    /// Copied on write: an event takes the current list with one reference
+    /// count, not a copy of it, and runs it with no lock held.
+    hooks: RwLock<Arc<[Hook<E>]>>,
     /// Whether `hooks` has any: read without the lock, so a list nobody
     /// hooked costs the path that would report to it one load.
     any: AtomicBool,
@@ -416,7 +418,7 @@ pub(crate) struct HookList<E = Event> {
 impl<E> Default for HookList<E> {
     fn default() -> Self {
         Self {
-            hooks: RwLock::default(),
+            hooks: RwLock::new(Arc::new([])),
             any: AtomicBool::new(false),
         }
     }
@@ -424,11 +426,12 @@ impl<E> Default for HookList<E> {
 
 impl<E> HookList<E> {
     pub(crate) fn push(&self, hook: Hook<E>) {
-        write(&self.hooks).push(hook);
+        let mut hooks = write(&self.hooks);
+        *hooks = hooks.iter().cloned().chain([hook]).collect();
         self.any.store(true, Ordering::Release);
     }
 
-    /// Runs every hook on `event`. The list is copied first so no lock is
+    /// Runs every hook on `event`. The list is taken first so no lock is
     /// held while user code runs: a hook may add hooks or use the breaker.
     /// A panicking hook is contained (the panic hook still reports it) so
     /// it cannot unwind through the caller's call or stop the hooks after
@@ -446,8 +449,8 @@ impl<E> HookList<E> {
         let Some(_depth) = HookDepth::enter() else {
             return;
         };
-        let hooks = read(&self.hooks).clone();
-        for hook in hooks {
+        let hooks = Arc::clone(&read(&self.hooks));
+        for hook in hooks.iter() {
             let _contained = catch_unwind(AssertUnwindSafe(|| hook(event)));
         }
     }

@@ -45,8 +45,12 @@
 //!   [`try_acquire`](CircuitBreaker::try_acquire) / [`Permit`].
 //! - [`Config`]: every option with its default and range.
 //! - [`registry()`]: named breakers shared by the whole program, with
-//!   [`snapshots`](Registry::snapshots) for health endpoints and
-//!   [`on_transition`](Registry::on_transition) hooks for logging.
+//!   [`health`](Registry::health) for a `/health/circuits` endpoint and
+//!   [`on_event`](Registry::on_event) observers of every [`Event`].
+//! - Integrations, each an optional feature: `tracing` logs every event,
+//!   `metrics` publishes counters, states, rates and durations through the
+//!   `metrics` facade (`Registry::publish_metrics`), `serde` serializes
+//!   snapshots, health and configurations.
 //! - [`Registry::configure`] and [`CircuitBreaker::reconfigure`]: change a
 //!   running breaker's options in place; with the `toml` feature,
 //!   `Registry::load_toml_file` reads them from a file, and with `watch`,

@@ -650,7 +650,17 @@ impl Registry {
     /// assert_eq!(*log.lock().unwrap(), [("mail", "transition"), ("mail", "rejected")]);
     /// ```
     pub fn on_event(&self, hook: impl Fn(&Event) + Send + Sync + 'static) {
+        // Under the lock every breaker is created under: a breaker is
+        // either created after the push, and sees the hook, or marked here.
+        let names = write(&self.names);
         self.hooks.push(Arc::new(hook));
+        for breaker in names
+            .entries
+            .values()
+            .filter_map(|entry| entry.breaker.as_ref())
+        {
+            breaker.mark_observed();
+        }
     }
 
     /// Every name registered twice in code with different options, in the

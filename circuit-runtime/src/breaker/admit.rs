@@ -212,10 +212,22 @@ impl CircuitBreaker {
     #[inline]
     pub(super) fn reject(&self, state: State, retry_after: Option<u64>) -> CircuitOpenError {
         self.counters.add(Counter::Rejected);
-        let rejection = CircuitOpenError::new(self.name, state, retry_after);
         if self.is_observed() {
-            self.emit(&Event::Rejected(rejection.clone()));
+            self.announce_rejection(state, retry_after);
         }
-        rejection
+        CircuitOpenError::new(self.name, state, retry_after)
+    }
+
+    /// Out of line, from plain values: an event built in the rejection's
+    /// own path, or a rejection whose address an event takes, puts the
+    /// returned rejection through memory on every rejected call.
+    #[cold]
+    #[inline(never)]
+    fn announce_rejection(&self, state: State, retry_after: Option<u64>) {
+        self.emit(&Event::Rejected(CircuitOpenError::new(
+            self.name,
+            state,
+            retry_after,
+        )));
     }
 }

@@ -113,6 +113,9 @@ pub struct CircuitBreaker {
     hooks: HookList,
     /// The registry's hooks, for breakers the registry created.
     shared_hooks: Option<Arc<HookList>>,
+    /// Whether `hooks` or `shared_hooks` has any: the one load a rejected
+    /// call pays to find out that nobody observes it.
+    observed: std::sync::atomic::AtomicBool,
     /// The facade's histogram of call durations, registered on the first
     /// timed call.
     #[cfg(feature = "metrics")]
@@ -191,6 +194,11 @@ impl CircuitBreaker {
                 config,
             }),
             sites: std::sync::Mutex::default(),
+            observed: std::sync::atomic::AtomicBool::new(
+                shared_hooks
+                    .as_deref()
+                    .is_some_and(|hooks| !hooks.is_empty()),
+            ),
             hooks: HookList::default(),
             shared_hooks,
             #[cfg(feature = "metrics")]

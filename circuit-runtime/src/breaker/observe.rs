@@ -1,6 +1,7 @@
 //! Observing a breaker: its hooks, and the one place every event leaves
 //! through, built only when someone is looking.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::CircuitBreaker;
@@ -28,6 +29,13 @@ impl CircuitBreaker {
     /// ```
     pub fn on_event(&self, hook: impl Fn(&Event) + Send + Sync + 'static) {
         self.hooks.push(Arc::new(hook));
+        self.mark_observed();
+    }
+
+    /// Notes that a hook now observes this breaker: its own, or one its
+    /// registry just added.
+    pub(crate) fn mark_observed(&self) {
+        self.observed.store(true, Ordering::Release);
     }
 
     /// Adds a hook that runs after every state change of this breaker: the
@@ -89,16 +97,11 @@ impl CircuitBreaker {
 
     /// Whether anyone would see an event that is not a transition: a hook
     /// of the breaker or of its registry, or with feature `tracing` a
-    /// subscriber that wants the breaker's debug events. One or two loads
-    /// when nobody looks.
+    /// subscriber that wants the breaker's debug events. One load when
+    /// nobody looks.
     #[inline]
     pub(super) fn is_observed(&self) -> bool {
-        !self.hooks.is_empty()
-            || self
-                .shared_hooks
-                .as_deref()
-                .is_some_and(|hooks| !hooks.is_empty())
-            || crate::telemetry::wants_call_events()
+        self.observed.load(Ordering::Acquire) || crate::telemetry::wants_call_events()
     }
 
     /// Hands `event` to the integrations, then to the registry's hooks,

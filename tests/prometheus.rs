@@ -1,0 +1,233 @@
+//! The `metrics` feature, rendered by the Prometheus exporter a service
+//! installs: every metric's name, labels and values as a scrape sees them.
+//! Each test records into an exporter of its own (a thread-local recorder).
+
+use std::time::Duration;
+
+use circuit_runtime::{CircuitBreaker, Config, FallbackReason, ManualClock, Registry};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+/// A Prometheus exporter of the test's own.
+fn exporter() -> (PrometheusRecorder, PrometheusHandle) {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    (recorder, handle)
+}
+
+/// The sample lines of `metric` (any suffix) in a scrape, sorted.
+fn samples(scrape: &str, metric: &str) -> Vec<String> {
+    let mut lines: Vec<String> = scrape
+        .lines()
+        .filter(|line| line.starts_with(metric) && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn rated(clock: &ManualClock) -> Config {
+    Config::builder()
+        .failure_rate_threshold(0.5)
+        .window_size(4)
+        .minimum_calls(4)
+        .recovery_timeout(Duration::from_secs(30))
+        .slow_call_duration(Duration::from_secs(1))
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_scrape_shows_state_calls_transitions_fallbacks_rates_and_durations() {
+    let (recorder, handle) = exporter();
+    let registry = Registry::new();
+    let clock = ManualClock::new();
+    metrics::with_local_recorder(&recorder, || {
+        let checkout = registry.get_or_create("checkout", rated(&clock));
+        let call_taking = |millis: u64, ok: bool| {
+            let _ = checkout.call(|| {
+                clock.advance(Duration::from_millis(millis));
+                if ok {
+                    Ok(())
+                } else {
+                    Err(())
+                }
+            });
+        };
+        call_taking(100, true);
+        call_taking(1500, true);
+        call_taking(200, false);
+        registry.publish_metrics();
+        let scrape = handle.render();
+        assert_eq!(
+            samples(&scrape, "circuit_breaker_failure_rate"),
+            Vec::<String>::new(),
+            "no rate while the window holds fewer than minimum_calls:\n{scrape}"
+        );
+
+        call_taking(300, false);
+        let _ = checkout.call(|| Ok::<_, ()>(()));
+        checkout.record_fallback(FallbackReason::Rejected);
+        let _ = checkout.call_with(|(): &()| false, || Err::<(), ()>(()));
+        registry.publish_metrics();
+    });
+    let scrape = handle.render();
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_state"),
+        [r#"circuit_breaker_state{name="checkout"} 2"#]
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_calls_total"),
+        [
+            r#"circuit_breaker_calls_total{name="checkout",result="failure"} 2"#,
+            r#"circuit_breaker_calls_total{name="checkout",result="ignored"} 0"#,
+            r#"circuit_breaker_calls_total{name="checkout",result="rejected"} 2"#,
+            r#"circuit_breaker_calls_total{name="checkout",result="success"} 2"#,
+        ]
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_transitions_total"),
+        [
+            r#"circuit_breaker_transitions_total{name="checkout",from_state="closed",to_state="open"} 1"#
+        ]
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_fallback_calls_total"),
+        [
+            r#"circuit_breaker_fallback_calls_total{name="checkout",reason="failed"} 0"#,
+            r#"circuit_breaker_fallback_calls_total{name="checkout",reason="rejected"} 1"#,
+        ]
+    );
+    // Open, the window still holds the outcomes that tripped it.
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_failure_rate"),
+        [r#"circuit_breaker_failure_rate{name="checkout"} 0.5"#]
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_slow_call_rate"),
+        [r#"circuit_breaker_slow_call_rate{name="checkout"} 0.25"#]
+    );
+    assert!(
+        samples(&scrape, "circuit_breaker_call_duration_seconds_count")
+            == [r#"circuit_breaker_call_duration_seconds_count{name="checkout"} 4"#],
+        "one duration per call that ran to a verdict:\n{scrape}"
+    );
+    assert!(
+        samples(&scrape, "circuit_breaker_call_duration_seconds_sum")
+            == [r#"circuit_breaker_call_duration_seconds_sum{name="checkout"} 2.1"#],
+        "{scrape}"
+    );
+    assert!(scrape.contains("# HELP circuit_breaker_state Circuit breaker state: 0 closed"));
+
+    // Recovered: a fresh window, below `minimum_calls` again. The rates
+    // read "no value" rather than the 0.5 of the window that tripped it.
+    metrics::with_local_recorder(&recorder, || {
+        clock.advance(Duration::from_secs(30));
+        let checkout = registry.get("checkout").unwrap();
+        checkout.call(|| Ok::<_, ()>(())).unwrap();
+        registry.publish_metrics();
+    });
+    let scrape = handle.render();
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_state"),
+        [r#"circuit_breaker_state{name="checkout"} 0"#]
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_failure_rate"),
+        [r#"circuit_breaker_failure_rate{name="checkout"} NaN"#]
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_slow_call_rate"),
+        [r#"circuit_breaker_slow_call_rate{name="checkout"} NaN"#]
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_transitions_total").len(),
+        3
+    );
+}
+
+#[test]
+fn rates_are_published_once_the_window_holds_minimum_calls() {
+    let (recorder, handle) = exporter();
+    let registry = Registry::new();
+    let clock = ManualClock::new();
+    metrics::with_local_recorder(&recorder, || {
+        let search = registry.get_or_create("search", rated(&clock));
+        for ok in [true, true, false, true] {
+            let _ = search.call(|| if ok { Ok::<_, ()>(()) } else { Err(()) });
+        }
+        registry.publish_metrics();
+    });
+    let scrape = handle.render();
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_failure_rate"),
+        [r#"circuit_breaker_failure_rate{name="search"} 0.25"#]
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_slow_call_rate"),
+        [r#"circuit_breaker_slow_call_rate{name="search"} 0"#]
+    );
+}
+
+#[test]
+fn a_breaker_without_rules_that_need_them_has_no_rates_and_no_durations() {
+    let (recorder, handle) = exporter();
+    let registry = Registry::new();
+    metrics::with_local_recorder(&recorder, || {
+        let mail = registry.get_or_create("mail", Config::default());
+        for _ in 0..10 {
+            mail.call(|| Ok::<_, ()>(())).unwrap();
+        }
+        mail.force_open();
+        mail.reset();
+        mail.disable();
+        registry.publish_metrics();
+    });
+    let scrape = handle.render();
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_state"),
+        [r#"circuit_breaker_state{name="mail"} 4"#],
+        "disabled"
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_transitions_total"),
+        [
+            r#"circuit_breaker_transitions_total{name="mail",from_state="closed",to_state="disabled"} 1"#,
+            r#"circuit_breaker_transitions_total{name="mail",from_state="closed",to_state="forced_open"} 1"#,
+            r#"circuit_breaker_transitions_total{name="mail",from_state="forced_open",to_state="closed"} 1"#,
+        ]
+    );
+    for absent in [
+        "circuit_breaker_failure_rate",
+        "circuit_breaker_slow_call_rate",
+        "circuit_breaker_call_duration_seconds",
+    ] {
+        assert!(
+            samples(&scrape, absent).is_empty(),
+            "{absent} in:\n{scrape}"
+        );
+    }
+}
+
+#[test]
+fn an_open_breaker_whose_time_has_passed_reads_half_open() {
+    let (recorder, handle) = exporter();
+    let clock = ManualClock::new();
+    let config = Config::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(5))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::new("idle", config);
+    metrics::with_local_recorder(&recorder, || {
+        breaker.record_failure();
+        clock.advance(Duration::from_secs(5));
+        breaker.publish_metrics();
+    });
+    assert_eq!(
+        samples(&handle.render(), "circuit_breaker_state"),
+        [r#"circuit_breaker_state{name="idle"} 1"#],
+        "awaiting a trial, as health reports it"
+    );
+}
