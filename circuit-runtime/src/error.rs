@@ -184,6 +184,27 @@ impl CircuitOpenError {
     pub fn retry_after(&self) -> Option<Duration> {
         (self.retry_after_nanos != UNKNOWN).then(|| Duration::from_nanos(self.retry_after_nanos))
     }
+
+    /// [`retry_after`](Self::retry_after) in whole seconds, rounded up:
+    /// the value of an HTTP `Retry-After` header, which never says `0`
+    /// while any time is left.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use circuit_runtime::{CircuitBreaker, Config, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let config = Config::builder().failure_threshold(1).clock(clock.clone()).build()?;
+    /// let breaker = CircuitBreaker::new("quotes", config);
+    /// breaker.record_failure();
+    /// clock.advance(Duration::from_millis(59_500));
+    /// assert_eq!(breaker.try_acquire().unwrap_err().retry_after_secs(), Some(1));
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after()
+            .map(|after| after.as_secs() + u64::from(after.subsec_nanos() > 0))
+    }
 }
 
 impl fmt::Debug for CircuitOpenError {

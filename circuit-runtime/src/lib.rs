@@ -74,6 +74,8 @@ mod serialize;
 mod sync;
 mod tagged;
 mod telemetry;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod window;
 
 pub use breaker::permit::Permit;

@@ -200,6 +200,15 @@ impl<'a> Permit<'a> {
         self.record_error(error, is_failure);
     }
 
+    /// Records the verdict `judge` returns, as a call's own body would: a
+    /// panicking `judge` drops the permit as a failure.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn judge(mut self, judge: impl FnOnce() -> Verdict) {
+        self.dropped_as = Verdict::Failure;
+        let verdict = judge();
+        self.give_verdict(verdict);
+    }
+
     #[allow(clippy::inline_always)] // measured: see `run`
     #[inline(always)]
     fn give_verdict(self, verdict: Verdict) {
