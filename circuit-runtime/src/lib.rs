@@ -65,6 +65,8 @@ mod clock;
 mod config;
 mod error;
 mod events;
+#[cfg(feature = "http")]
+pub mod http;
 mod metrics;
 mod names;
 mod policy;
