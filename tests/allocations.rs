@@ -187,7 +187,7 @@ fn an_observed_rejection_allocates_nothing() {
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let count = std::sync::Arc::clone(&seen);
     breaker.on_event(move |event| {
-        if let circuit_runtime::Event::Rejected(_) = event {
+        if let circuit_runtime::Event::Rejection(_) = event {
             count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     });
@@ -198,4 +198,24 @@ fn an_observed_rejection_allocates_nothing() {
     });
     assert_eq!(allocations, 0, "allocations in {CALLS} observed rejections");
     assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), CALLS + 1);
+}
+
+#[test]
+fn a_rejection_allocates_nothing_with_a_transition_hook_and_no_subscriber() {
+    let config = Config::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(3600))
+        .build()
+        .expect("a valid config");
+    let breaker = breaker(config);
+    breaker.on_transition(|_| {});
+    let _ = breaker.call(|| Err::<u64, _>(()));
+    let allocations = allocations_per_calls(|| {
+        let result = breaker.call(|| Ok::<_, ()>(black_box(42_u64)));
+        assert!(matches!(black_box(result), Err(CallError::Rejected(_))));
+    });
+    assert_eq!(
+        allocations, 0,
+        "allocations in {CALLS} rejections with a retry_after"
+    );
 }

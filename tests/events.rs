@@ -62,8 +62,8 @@ fn a_rejection_reports_the_state_and_the_time_until_the_next_trial() {
     clock.advance(Duration::from_secs(4));
     let returned = breaker.call(|| Ok::<_, ()>(())).unwrap_err();
     let events = taken(&log);
-    assert_eq!(kinds(&events), ["transition", "rejected"]);
-    let Event::Rejected(rejection) = &events[1] else {
+    assert_eq!(kinds(&events), ["transition", "rejection"]);
+    let Event::Rejection(rejection) = &events[1] else {
         unreachable!()
     };
     assert_eq!(rejection.state(), State::Open);
@@ -77,7 +77,7 @@ fn a_rejection_reports_the_state_and_the_time_until_the_next_trial() {
     breaker.force_open();
     let _ = breaker.try_acquire();
     let events = taken(&log);
-    let Event::Rejected(rejection) = &events[1] else {
+    let Event::Rejection(rejection) = &events[1] else {
         panic!("expected a rejection, got {events:?}")
     };
     assert_eq!(
@@ -95,9 +95,9 @@ fn a_rejection_reports_the_state_and_the_time_until_the_next_trial() {
     let events = taken(&log);
     assert_eq!(
         kinds(&events),
-        ["transition", "transition", "transition", "rejected"]
+        ["transition", "transition", "transition", "rejection"]
     );
-    let Event::Rejected(rejection) = &events[3] else {
+    let Event::Rejection(rejection) = &events[3] else {
         unreachable!()
     };
     assert_eq!(
@@ -158,12 +158,12 @@ fn a_fallback_reports_whether_the_call_failed_or_was_rejected() {
     let events = taken(&log);
     assert_eq!(
         kinds(&events),
-        ["transition", "fallback_ran", "rejected", "fallback_ran"]
+        ["transition", "fallback", "rejection", "fallback"]
     );
     let reasons: Vec<_> = events
         .iter()
         .filter_map(|event| match event {
-            Event::FallbackRan(fallback) => Some(fallback.reason),
+            Event::Fallback(fallback) => Some(fallback.reason),
             _ => None,
         })
         .collect();
@@ -201,10 +201,7 @@ fn an_async_fallback_is_counted_as_it_runs() {
     breaker.on_event(hook);
     breaker.force_open();
     assert_eq!(futures::executor::block_on(quote()), Ok(6));
-    assert_eq!(
-        kinds(&taken(&log)),
-        ["transition", "rejected", "fallback_ran"]
-    );
+    assert_eq!(kinds(&taken(&log)), ["transition", "rejection", "fallback"]);
     assert_eq!(breaker.metrics().fallbacks_after_rejection, 1);
 }
 
@@ -274,7 +271,7 @@ fn a_reconfiguration_names_the_options_that_changed() {
     assert!(!breaker.reconfigure(tighter), "the same options again");
     let events = taken(&log);
     assert_eq!(events.len(), 1, "only a change is an event: {events:?}");
-    let Event::Reconfigured(change) = &events[0] else {
+    let Event::Reconfiguration(change) = &events[0] else {
         unreachable!()
     };
     assert_eq!(change.changed, ["failure_threshold", "recovery_timeout"]);
@@ -293,10 +290,10 @@ fn a_reconfiguration_names_the_options_that_changed() {
     let events = taken(&log);
     assert_eq!(
         kinds(&events),
-        ["reconfigured"],
+        ["reconfiguration"],
         "a file load reconfigures too"
     );
-    let Event::Reconfigured(change) = &events[0] else {
+    let Event::Reconfiguration(change) = &events[0] else {
         unreachable!()
     };
     assert_eq!(change.changed, ["half_open_max_calls"]);
@@ -315,14 +312,14 @@ fn a_registry_observer_sees_breakers_registered_before_and_after_it() {
     late.record_fallback(FallbackReason::Failed);
     let seen: Vec<_> = taken(&log)
         .iter()
-        .map(|event| (event.breaker(), event.kind()))
+        .map(|event| (event.name(), event.kind()))
         .collect();
     assert_eq!(
         seen,
         [
             ("events.early", "transition"),
-            ("events.early", "rejected"),
-            ("events.late", "fallback_ran"),
+            ("events.early", "rejection"),
+            ("events.late", "fallback"),
         ]
     );
 }
@@ -340,7 +337,7 @@ fn observers_run_outside_every_lock() {
             registry.on_event(move |event| {
                 let registry = handle.upgrade().unwrap();
                 // Every kind of lock a breaker or the registry takes.
-                let breaker = registry.get(event.breaker()).unwrap();
+                let breaker = registry.get(event.name()).unwrap();
                 let _ = breaker.config();
                 let _ = breaker.metrics();
                 let _ = registry.health();
@@ -371,7 +368,7 @@ fn an_observer_calling_the_breaker_on_each_rejection_does_not_call_itself_withou
         let rejections = Arc::new(AtomicUsize::new(0));
         let count = Arc::clone(&rejections);
         breaker.on_event(move |event| {
-            if let Event::Rejected(_) = event {
+            if let Event::Rejection(_) = event {
                 count.fetch_add(1, Ordering::Relaxed);
                 let _ = handle.upgrade().unwrap().try_acquire();
             }
@@ -409,7 +406,7 @@ fn a_panicking_observer_is_contained() {
     assert_eq!(rejection.state(), State::Open);
     assert_eq!(
         kinds(&taken(&log)),
-        ["transition", "rejected"],
+        ["transition", "rejection"],
         "the observer after it still ran"
     );
     assert_eq!(breaker.metrics().rejected_calls, 1);

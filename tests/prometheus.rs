@@ -231,3 +231,36 @@ fn an_open_breaker_whose_time_has_passed_reads_half_open() {
         "awaiting a trial, as health reports it"
     );
 }
+
+#[test]
+fn a_name_taken_over_by_a_fresh_breaker_keeps_counting_up_and_drops_the_old_rates() {
+    let (recorder, handle) = exporter();
+    let registry = Registry::new();
+    let clock = ManualClock::new();
+    metrics::with_local_recorder(&recorder, || {
+        let old = registry.get_or_create("orders", rated(&clock));
+        for _ in 0..5 {
+            old.call(|| Ok::<_, ()>(())).unwrap();
+        }
+        registry.publish_metrics();
+        let fresh = registry.replace("orders", rated(&clock));
+        for _ in 0..2 {
+            fresh.call(|| Ok::<_, ()>(())).unwrap();
+        }
+        registry.publish_metrics();
+    });
+    let scrape = handle.render();
+    assert_eq!(
+        samples(
+            &scrape,
+            r#"circuit_breaker_calls_total{name="orders",result="success"}"#
+        ),
+        [r#"circuit_breaker_calls_total{name="orders",result="success"} 7"#],
+        "a counter never goes down, and counts the fresh breaker's calls too"
+    );
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_failure_rate"),
+        [r#"circuit_breaker_failure_rate{name="orders"} NaN"#],
+        "the old window's rate is gone with it"
+    );
+}

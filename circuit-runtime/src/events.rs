@@ -15,8 +15,11 @@ use crate::{CircuitOpenError, Config, State};
 /// [`Registry::on_event`](crate::Registry::on_event) hooks receive.
 ///
 /// A call that succeeds in a closed breaker is no event: observing costs
-/// that path nothing. Events are built only while someone observes them
-/// (a hook, or with feature `tracing` an interested subscriber).
+/// that path nothing. The events of single calls (rejections, fallbacks,
+/// slow calls) are built only while someone observes them (an `on_event`
+/// hook, or with feature `tracing` a subscriber that wants them);
+/// transitions and reconfigurations, rare by nature, always are, since
+/// logs and metrics count them.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -46,13 +49,13 @@ pub enum Event {
     Transition(Transition),
     /// The breaker rejected a call without running it: the same value the
     /// caller got, with the state and the time until the next trial.
-    Rejected(CircuitOpenError),
+    Rejection(CircuitOpenError),
     /// A fallback ran instead of the call's own result.
-    FallbackRan(FallbackRun),
+    Fallback(FallbackRun),
     /// A call took at least `slow_call_duration`.
     SlowCall(SlowCall),
     /// The breaker's options changed while it ran.
-    Reconfigured(Reconfiguration),
+    Reconfiguration(Reconfiguration),
 }
 
 impl Event {
@@ -61,16 +64,16 @@ impl Event {
     /// ```
     /// use circuit_runtime::{CircuitBreaker, Event};
     /// let breaker = CircuitBreaker::new("mail", Default::default());
-    /// breaker.on_event(|event: &Event| assert_eq!(event.breaker(), "mail"));
+    /// breaker.on_event(|event: &Event| assert_eq!(event.name(), "mail"));
     /// breaker.force_open();
     /// ```
-    pub fn breaker(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Event::Transition(transition) => transition.name,
-            Event::Rejected(rejection) => rejection.name(),
-            Event::FallbackRan(fallback) => fallback.name,
+            Event::Rejection(rejection) => rejection.name(),
+            Event::Fallback(fallback) => fallback.name,
             Event::SlowCall(slow) => slow.name,
-            Event::Reconfigured(reconfiguration) => reconfiguration.name,
+            Event::Reconfiguration(reconfiguration) => reconfiguration.name,
         }
     }
 
@@ -86,17 +89,17 @@ impl Event {
     pub const fn kind(&self) -> &'static str {
         match self {
             Event::Transition(_) => "transition",
-            Event::Rejected(_) => "rejected",
-            Event::FallbackRan(_) => "fallback_ran",
+            Event::Rejection(_) => "rejection",
+            Event::Fallback(_) => "fallback",
             Event::SlowCall(_) => "slow_call",
-            Event::Reconfigured(_) => "reconfigured",
+            Event::Reconfiguration(_) => "reconfiguration",
         }
     }
 }
 
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = self.breaker();
+        let name = self.name();
         match self {
             Event::Transition(transition) => {
                 let verb = match transition.to {
@@ -108,11 +111,11 @@ impl std::fmt::Display for Event {
                 };
                 write!(f, "circuit breaker '{name}' {verb}: {}", transition.cause)
             }
-            Event::Rejected(rejection) => {
+            Event::Rejection(rejection) => {
                 write!(f, "circuit breaker '{name}' rejected a call: it is ")?;
                 rejection.write_condition(f)
             }
-            Event::FallbackRan(fallback) => write!(
+            Event::Fallback(fallback) => write!(
                 f,
                 "circuit breaker '{name}' ran its fallback: the call {}",
                 fallback.reason
@@ -123,7 +126,7 @@ impl std::fmt::Display for Event {
                 slow.duration,
                 circuit_spec::duration::format(slow.threshold)
             ),
-            Event::Reconfigured(reconfiguration) => write!(
+            Event::Reconfiguration(reconfiguration) => write!(
                 f,
                 "circuit breaker '{name}' was reconfigured: {} changed",
                 reconfiguration.changed.join(", ")
@@ -132,14 +135,14 @@ impl std::fmt::Display for Event {
     }
 }
 
-/// A fallback ran: what [`Event::FallbackRan`] carries.
+/// A fallback ran: what [`Event::Fallback`] carries.
 ///
 /// ```
 /// use circuit_runtime::{CircuitBreaker, Event, FallbackReason};
 ///
 /// let breaker = CircuitBreaker::new("quotes", Default::default());
 /// breaker.on_event(|event: &Event| {
-///     if let Event::FallbackRan(fallback) = event {
+///     if let Event::Fallback(fallback) = event {
 ///         assert_eq!(fallback.reason, FallbackReason::Rejected);
 ///     }
 /// });
@@ -230,7 +233,7 @@ pub struct SlowCall {
 }
 
 /// A breaker's options changed while it ran: what
-/// [`Event::Reconfigured`] carries, after
+/// [`Event::Reconfiguration`] carries, after
 /// [`CircuitBreaker::reconfigure`](crate::CircuitBreaker::reconfigure),
 /// [`Registry::configure`](crate::Registry::configure) or a configuration
 /// file's load changed something.
@@ -240,7 +243,7 @@ pub struct SlowCall {
 ///
 /// let breaker = CircuitBreaker::new("db", Config::default());
 /// breaker.on_event(|event: &Event| {
-///     if let Event::Reconfigured(change) = event {
+///     if let Event::Reconfiguration(change) = event {
 ///         assert_eq!(change.changed, ["failure_threshold"]);
 ///         assert_eq!(change.config.failure_threshold(), 2);
 ///     }

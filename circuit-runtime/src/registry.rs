@@ -265,7 +265,7 @@ impl Registry {
             let change = live.apply_config(config);
             drop(names);
             if let Some(change) = change {
-                live.emit(&Event::Reconfigured(change));
+                live.emit(&Event::Reconfiguration(change));
             }
         } else {
             self.install_fresh(name, entry, config);
@@ -491,7 +491,7 @@ impl Registry {
         let mut changed = Vec::with_capacity(reconfigured.len());
         for (breaker, change) in reconfigured {
             changed.push(change.name.to_owned());
-            breaker.emit(&Event::Reconfigured(change));
+            breaker.emit(&Event::Reconfiguration(change));
         }
         changed.sort_unstable();
         changed
@@ -627,7 +627,8 @@ impl Registry {
     /// assert_eq!(*log.lock().unwrap(), ["mail: closed -> forced_open"]);
     /// ```
     pub fn on_transition(&self, hook: impl Fn(&Transition) + Send + Sync + 'static) {
-        self.on_event(crate::breaker::transitions_only(hook));
+        self.hooks
+            .push(Arc::new(crate::breaker::transitions_only(hook)));
     }
 
     /// Adds a hook that runs after every [`Event`] of every breaker of this
@@ -642,12 +643,12 @@ impl Registry {
     /// let registry = Registry::new();
     /// let log = Arc::new(Mutex::new(Vec::new()));
     /// let sink = Arc::clone(&log);
-    /// registry.on_event(move |event: &Event| sink.lock().unwrap().push((event.breaker(), event.kind())));
+    /// registry.on_event(move |event: &Event| sink.lock().unwrap().push((event.name(), event.kind())));
     ///
     /// let mail = registry.get_or_create("mail", Default::default());
     /// mail.force_open();
     /// let _ = mail.try_acquire();
-    /// assert_eq!(*log.lock().unwrap(), [("mail", "transition"), ("mail", "rejected")]);
+    /// assert_eq!(*log.lock().unwrap(), [("mail", "transition"), ("mail", "rejection")]);
     /// ```
     pub fn on_event(&self, hook: impl Fn(&Event) + Send + Sync + 'static) {
         // Under the lock every breaker is created under: a breaker is

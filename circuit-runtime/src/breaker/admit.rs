@@ -224,7 +224,7 @@ impl CircuitBreaker {
     #[cold]
     #[inline(never)]
     fn announce_rejection(&self, state: State, retry_after: Option<u64>) {
-        self.emit(&Event::Rejected(CircuitOpenError::new(
+        self.emit(&Event::Rejection(CircuitOpenError::new(
             self.name,
             state,
             retry_after,

@@ -116,13 +116,9 @@ pub struct CircuitBreaker {
     /// Whether `hooks` or `shared_hooks` has any: the one load a rejected
     /// call pays to find out that nobody observes it.
     observed: std::sync::atomic::AtomicBool,
-    /// The facade's histogram of call durations, registered on the first
-    /// timed call.
+    /// What the metrics facade was last told about this breaker.
     #[cfg(feature = "metrics")]
-    pub(crate) call_durations: crate::telemetry::facade::CallDurations,
-    /// Whether the facade got this breaker's window rates once.
-    #[cfg(feature = "metrics")]
-    pub(crate) rates_published: std::sync::atomic::AtomicBool,
+    pub(crate) facade: crate::telemetry::facade::Published,
 }
 
 /// The call sites caching a breaker, and whether it was retired.
@@ -202,9 +198,7 @@ impl CircuitBreaker {
             hooks: HookList::default(),
             shared_hooks,
             #[cfg(feature = "metrics")]
-            call_durations: crate::telemetry::facade::CallDurations::default(),
-            #[cfg(feature = "metrics")]
-            rates_published: std::sync::atomic::AtomicBool::new(false),
+            facade: crate::telemetry::facade::Published::default(),
         }
     }
 
@@ -399,6 +393,7 @@ impl CircuitBreaker {
     /// Marks the breaker as no longer the registry's for its name, and
     /// empties every call site cache that holds it.
     pub(crate) fn retire(&self) {
+        crate::telemetry::retired(self);
         let mut sites = lock_std(&self.sites);
         sites.retired = true;
         for cell in sites.cells.drain(..) {

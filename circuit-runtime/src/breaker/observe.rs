@@ -25,15 +25,15 @@ impl CircuitBreaker {
     /// breaker.on_event(move |event: &Event| sink.lock().unwrap().push(event.kind()));
     /// breaker.force_open();
     /// let _ = breaker.try_acquire();
-    /// assert_eq!(*kinds.lock().unwrap(), ["transition", "rejected"]);
+    /// assert_eq!(*kinds.lock().unwrap(), ["transition", "rejection"]);
     /// ```
     pub fn on_event(&self, hook: impl Fn(&Event) + Send + Sync + 'static) {
         self.hooks.push(Arc::new(hook));
         self.mark_observed();
     }
 
-    /// Notes that a hook now observes this breaker: its own, or one its
-    /// registry just added.
+    /// Notes that a hook of every event now observes this breaker: its
+    /// own, or one its registry just added.
     pub(crate) fn mark_observed(&self) {
         self.observed.store(true, Ordering::Release);
     }
@@ -55,13 +55,15 @@ impl CircuitBreaker {
     /// assert_eq!(changes.load(Ordering::Relaxed), 2);
     /// ```
     pub fn on_transition(&self, hook: impl Fn(&Transition) + Send + Sync + 'static) {
-        self.on_event(transitions_only(hook));
+        // Not `on_event`: a transition hook must not make every rejection
+        // build an event only to be filtered out.
+        self.hooks.push(Arc::new(transitions_only(hook)));
     }
 
     /// Records that a fallback ran in place of a call's own result, for
     /// code that runs its own fallbacks (the attribute's `fallback` records
     /// its runs itself): counted in [`metrics`](Self::metrics) and
-    /// reported as an [`Event::FallbackRan`].
+    /// reported as an [`Event::Fallback`].
     ///
     /// ```
     /// use circuit_runtime::{CallError, CircuitBreaker, FallbackReason};
@@ -88,17 +90,19 @@ impl CircuitBreaker {
             FallbackReason::Failed => Counter::FallbackAfterFailure,
         });
         if self.is_observed() {
-            self.emit(&Event::FallbackRan(FallbackRun {
+            self.emit(&Event::Fallback(FallbackRun {
                 name: self.static_name(),
                 reason,
             }));
         }
     }
 
-    /// Whether anyone would see an event that is not a transition: a hook
-    /// of the breaker or of its registry, or with feature `tracing` a
-    /// subscriber that wants the breaker's debug events. One load when
-    /// nobody looks.
+    /// Whether anyone would see an event that is not a transition: an
+    /// `on_event` hook of the breaker or of its registry, or with feature
+    /// `tracing` a subscriber that wants the breaker's debug events. One
+    /// load when nobody looks (and, with `tracing`, its cached level check).
+    /// A breaker the registry retired before a registry hook was added is
+    /// not marked: that hook sees its transitions only.
     #[inline]
     pub(super) fn is_observed(&self) -> bool {
         self.observed.load(Ordering::Acquire) || crate::telemetry::wants_call_events()
@@ -109,7 +113,7 @@ impl CircuitBreaker {
     #[cold]
     #[inline(never)]
     pub(crate) fn emit(&self, event: &Event) {
-        crate::telemetry::record(event);
+        crate::telemetry::record(self, event);
         if let Some(shared) = &self.shared_hooks {
             shared.run(event);
         }

@@ -283,7 +283,7 @@ impl CircuitBreaker {
     /// registry breaker whose clock changes with a fresh one.
     ///
     /// Returns whether any option changed; when one did, observers get an
-    /// [`Event::Reconfigured`](crate::Event::Reconfigured) naming them.
+    /// [`Event::Reconfiguration`](crate::Event::Reconfiguration) naming them.
     ///
     /// ```
     /// use circuit_runtime::{CircuitBreaker, Config, State};
@@ -301,7 +301,7 @@ impl CircuitBreaker {
     pub fn reconfigure(&self, config: Config) -> bool {
         match self.apply_config(config) {
             Some(change) => {
-                self.emit(&Event::Reconfigured(change));
+                self.emit(&Event::Reconfiguration(change));
                 true
             }
             None => false,

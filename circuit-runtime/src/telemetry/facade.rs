@@ -10,7 +10,7 @@
 //! out-of-line path.
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
@@ -63,8 +63,9 @@ fn names() -> &'static MetricNames {
 }
 
 /// Puts `prefix` and an underscore in front of every metric name
-/// (`myapp_circuit_breaker_state`). Once per program, before the first
-/// metric is published: names never change while an exporter holds them.
+/// (`myapp_circuit_breaker_state`). Once per program, before the names are
+/// first used (by a publish, a transition, or a timed call): names never
+/// change while an exporter holds them, so set it first thing in `main`.
 ///
 /// # Errors
 ///
@@ -152,7 +153,9 @@ fn state_value(state: State) -> f64 {
 }
 
 /// Counts a transition, and moves the state gauge with it, as it happens.
-pub(crate) fn record(event: &Event) {
+/// The gauge takes the breaker's state as it is now, not the event's: two
+/// transitions' events can arrive in either order.
+pub(crate) fn record(breaker: &CircuitBreaker, event: &Event) {
     if let Event::Transition(transition) = event {
         let names = names();
         let name = transition.name;
@@ -163,30 +166,57 @@ pub(crate) fn record(event: &Event) {
             "to_state" => transition.to.as_str()
         )
         .increment(1);
-        gauge!(names.state, "name" => name).set(state_value(transition.to));
+        gauge!(names.state, "name" => name).set(state_value(breaker.state()));
     }
 }
 
-/// A breaker's histogram of call durations, registered on its first timed
-/// call.
+/// The counters a breaker publishes, in the order of [`Published::counts`].
+const PUBLISHED_COUNTERS: usize = 6;
+
+/// What the facade was last told about one breaker.
 #[derive(Default)]
-pub(crate) struct CallDurations(OnceLock<Histogram>);
+pub(crate) struct Published {
+    /// The histogram of call durations, registered on the first timed call.
+    durations: OnceLock<Histogram>,
+    /// The counts last published: the facade gets the increase since, so
+    /// a name's counters keep rising when a fresh breaker takes it over.
+    counts: [AtomicU64; PUBLISHED_COUNTERS],
+    /// Whether the window rates were published once.
+    rates: AtomicBool,
+    /// Whether the slow-call rate was published once.
+    slow_rate: AtomicBool,
+}
 
 // A feature must not take an auto trait away from `CircuitBreaker`: users
-// call breakers inside `catch_unwind`. The handle is only ever recorded
-// into; a panic inside a recorder loses at most that one sample, which
-// leaves nothing a caller could observe broken.
-impl std::panic::RefUnwindSafe for CallDurations {}
-impl std::panic::UnwindSafe for CallDurations {}
+// call breakers inside `catch_unwind`. The histogram handle is only ever
+// recorded into, and the counts only ever raised: a panic inside a
+// recorder loses at most one sample or increase.
+impl std::panic::RefUnwindSafe for Published {}
+impl std::panic::UnwindSafe for Published {}
 
-/// Records a timed call's duration in the breaker's histogram, whose
-/// handle is registered once.
+/// Records a timed call's duration in the breaker's histogram. The handle
+/// is registered on the breaker's first timed call, with whichever
+/// recorder is installed then: install the exporter before the first
+/// call, as the `metrics` crate asks.
 pub(crate) fn record_duration(breaker: &CircuitBreaker, duration: Duration) {
     breaker
-        .call_durations
-        .0
+        .facade
+        .durations
         .get_or_init(|| histogram!(names().call_duration, "name" => breaker.static_name()))
         .record(duration.as_secs_f64());
+}
+
+/// A retired breaker's rates, if it published any, read "no value": the
+/// breaker that takes its name over starts with an empty window.
+pub(crate) fn retired(breaker: &CircuitBreaker) {
+    let names = names();
+    let name = breaker.static_name();
+    if breaker.facade.rates.load(Ordering::Relaxed) {
+        gauge!(names.failure_rate, "name" => name).set(f64::NAN);
+    }
+    if breaker.facade.slow_rate.load(Ordering::Relaxed) {
+        gauge!(names.slow_call_rate, "name" => name).set(f64::NAN);
+    }
 }
 
 fn describe(names: &MetricNames) {
@@ -208,11 +238,11 @@ fn describe(names: &MetricNames) {
     );
     describe_gauge!(
         names.failure_rate,
-        "Share of failures in the window, 0 to 1, once it holds minimum_calls"
+        "Share of failures in the window, 0 to 1, once it holds minimum_calls (NaN while a fresh window holds fewer)"
     );
     describe_gauge!(
         names.slow_call_rate,
-        "Share of slow calls in the window, 0 to 1, once it holds minimum_calls"
+        "Share of slow calls in the window, 0 to 1, once it holds minimum_calls (NaN while a fresh window holds fewer)"
     );
     describe_histogram!(
         names.call_duration,
@@ -233,40 +263,61 @@ impl CircuitBreaker {
     /// breaker.publish_metrics(); // to whichever recorder is installed
     /// ```
     pub fn publish_metrics(&self) {
+        describe(names());
+        self.publish_to_facade();
+    }
+
+    fn publish_to_facade(&self) {
         let names = names();
         let name = self.static_name();
         let metrics = self.metrics();
         gauge!(names.state, "name" => name).set(state_value(self.state()));
-        for (result, count) in [
-            ("success", metrics.successful_calls),
-            ("failure", metrics.failed_calls),
-            ("ignored", metrics.ignored_calls),
-            ("rejected", metrics.rejected_calls),
-        ] {
-            counter!(names.calls, "name" => name, "result" => result).absolute(count);
-        }
-        for (reason, count) in [
-            ("rejected", metrics.fallbacks_after_rejection),
-            ("failed", metrics.fallbacks_after_failure),
-        ] {
-            counter!(names.fallback_calls, "name" => name, "reason" => reason).absolute(count);
+        let counts: [(&str, &str, &'static str, u64); PUBLISHED_COUNTERS] = [
+            (names.calls, "result", "success", metrics.successful_calls),
+            (names.calls, "result", "failure", metrics.failed_calls),
+            (names.calls, "result", "ignored", metrics.ignored_calls),
+            (names.calls, "result", "rejected", metrics.rejected_calls),
+            (
+                names.fallback_calls,
+                "reason",
+                "rejected",
+                metrics.fallbacks_after_rejection,
+            ),
+            (
+                names.fallback_calls,
+                "reason",
+                "failed",
+                metrics.fallbacks_after_failure,
+            ),
+        ];
+        for ((metric, label, value, count), published) in
+            counts.into_iter().zip(&self.facade.counts)
+        {
+            let before = published.fetch_max(count, Ordering::Relaxed);
+            counter!(metric, "name" => name, label => value)
+                .increment(count.saturating_sub(before));
         }
         // Not published before the window first holds `minimum_calls`;
         // after that, NaN while it holds fewer: a series cannot be
         // withdrawn through the facade, and NaN is Prometheus's "no value"
         // (a gap in a graph, false in every comparison) where a stale rate
-        // would lie.
+        // would lie. Open, the window still holds the outcomes that
+        // tripped it, and reports their rates.
         let judged = self.judged_rates();
         if judged.is_some() {
-            self.rates_published.store(true, Ordering::Relaxed);
-        } else if !self.rates_published.load(Ordering::Relaxed) {
+            self.facade.rates.store(true, Ordering::Relaxed);
+        } else if !self.facade.rates.load(Ordering::Relaxed) {
             return;
         }
         let (failure_rate, slow_call_rate) = judged.unwrap_or((f64::NAN, f64::NAN));
         gauge!(names.failure_rate, "name" => name).set(failure_rate);
-        // Only a breaker that times its calls knows which are slow.
+        // Only a breaker that times its calls knows which are slow; one
+        // that stopped timing them has no rate any more.
         if self.config().slow_call_duration().is_some() {
+            self.facade.slow_rate.store(true, Ordering::Relaxed);
             gauge!(names.slow_call_rate, "name" => name).set(slow_call_rate);
+        } else if self.facade.slow_rate.load(Ordering::Relaxed) {
+            gauge!(names.slow_call_rate, "name" => name).set(f64::NAN);
         }
     }
 }
@@ -298,7 +349,7 @@ impl Registry {
     pub fn publish_metrics(&self) {
         describe(names());
         for breaker in self.all() {
-            breaker.publish_metrics();
+            breaker.publish_to_facade();
         }
     }
 }

@@ -17,7 +17,7 @@ pub(super) fn wants_call_events() -> bool {
 }
 
 pub(super) fn record(event: &Event) {
-    let breaker = event.breaker();
+    let breaker = event.name();
     match event {
         Event::Transition(transition) => {
             let (from, to, cause) = (
@@ -31,14 +31,18 @@ pub(super) fn record(event: &Event) {
                 info!(target: "circuit_runtime", breaker, from, to, cause, "circuit breaker changed state");
             }
         }
-        Event::Rejected(rejection) => {
+        // The events of single calls: nothing formatted unless a
+        // subscriber wants them (a transition hook alone makes them be
+        // emitted, not logged).
+        Event::Rejection(_) | Event::Fallback(_) | Event::SlowCall(_) if !wants_call_events() => {}
+        Event::Rejection(rejection) => {
             let state = rejection.state().as_str();
             // Recorded only when known: an open breaker's time left.
             let retry_after = rejection.retry_after().map(format_millis_up);
             let retry_after = retry_after.as_deref();
             debug!(target: "circuit_runtime", breaker, state, retry_after, "call rejected");
         }
-        Event::FallbackRan(fallback) => {
+        Event::Fallback(fallback) => {
             let reason = fallback.reason.as_str();
             debug!(target: "circuit_runtime", breaker, reason, "fallback ran");
         }
@@ -47,7 +51,7 @@ pub(super) fn record(event: &Event) {
             let threshold = format(slow.threshold);
             debug!(target: "circuit_runtime", breaker, duration, threshold, "slow call");
         }
-        Event::Reconfigured(change) => {
+        Event::Reconfiguration(change) => {
             let changed = change.changed.join(",");
             info!(target: "circuit_runtime", breaker, changed, "circuit breaker reconfigured");
         }

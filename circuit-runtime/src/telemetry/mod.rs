@@ -11,14 +11,23 @@ use std::time::Duration;
 
 use crate::{CircuitBreaker, Event};
 
-/// Hands `event` to every integration that is on.
+/// Hands `event` of `breaker` to every integration that is on.
 #[inline]
-pub(crate) fn record(event: &Event) {
+pub(crate) fn record(breaker: &CircuitBreaker, event: &Event) {
     #[cfg(feature = "tracing")]
     logs::record(event);
     #[cfg(feature = "metrics")]
-    facade::record(event);
-    let _ = event;
+    facade::record(breaker, event);
+    let _ = (breaker, event);
+}
+
+/// `breaker` is no longer its registry's for its name: integrations stop
+/// reporting what it last reported under that name.
+#[inline]
+pub(crate) fn retired(breaker: &CircuitBreaker) {
+    #[cfg(feature = "metrics")]
+    facade::retired(breaker);
+    let _ = breaker;
 }
 
 /// Whether an integration wants the events of calls (rejections,
