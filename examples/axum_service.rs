@@ -17,7 +17,8 @@
 //!   - `GET /health/circuits` (and `/health/circuit-breakers`): the
 //!     registry's health as JSON; `?strict=true` answers 503 when a
 //!     circuit is open;
-//!   - `GET /metrics`: Prometheus text.
+//!   - `GET /metrics`: Prometheus text;
+//!   - `GET /circuits`: the live dashboard, open it in a browser.
 //!
 //! The breakers' options come from `examples/axum_service.toml`.
 
@@ -31,7 +32,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use circuit_runtime::http::HealthService;
+use circuit_runtime::http::{DashboardService, HealthService};
 use circuit_runtime::tower::{CircuitBreakerLayer, Classification};
 use circuit_runtime::{circuit_breaker, registry, CallError};
 use http_body_util::{BodyExt, Empty};
@@ -96,6 +97,7 @@ async fn main() -> std::io::Result<()> {
     );
     println!("     curl http://{}/quotes/7", addresses.service);
     println!("     curl http://{}/health/circuits", addresses.service);
+    println!("dashboard: http://{}/circuits", addresses.service);
     tokio::signal::ctrl_c().await
 }
 
@@ -137,6 +139,7 @@ fn app(upstream: Upstream, metrics: PrometheusHandle) -> Router {
         .route_service("/inventory/{id}", inventory)
         .route_service("/health/circuits", HealthService::new(registry()))
         .route_service("/health/circuit-breakers", HealthService::new(registry()))
+        .route_service("/circuits", DashboardService::new())
         .route(
             "/metrics",
             get(move || async move {

@@ -1,6 +1,7 @@
-//! The `/health/circuits` endpoint as a tower service over `http` types
-//! (feature `http`), so a service mounts it in axum, hyper or tonic without
-//! copying a handler.
+//! The operator's pages as tower services over `http` types (feature
+//! `http`), so a service mounts them in axum, hyper or tonic without
+//! copying a handler: [`HealthService`] for `/health/circuits`, and
+//! [`DashboardService`], a live page of every breaker that follows it.
 //!
 //! ```
 //! use circuit_runtime::http::HealthService;
@@ -16,11 +17,17 @@
 //! # });
 //! ```
 //!
-//! In axum: `Router::new().route_service("/health/circuits",
-//! HealthService::new(registry()))`.
+//! In axum:
+//!
+//! ```text
+//! Router::new()
+//!     .route_service("/health/circuits", HealthService::new(registry()))
+//!     .route_service("/circuits", DashboardService::new())
+//! ```
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -99,4 +106,85 @@ pub fn health_response(registry: &Registry, strict: bool) -> Response<String> {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// The dashboard page, as the crate ships it.
+const DASHBOARD: &str = include_str!("http/dashboard.html");
+
+/// The attribute of the page that names the health endpoint it follows.
+const HEALTH_ATTRIBUTE: &str = r#"data-health="/health/circuits""#;
+
+/// A live page of every breaker: one self-contained HTML document (no
+/// build step, no CDN, no framework) that polls the health endpoint every
+/// second and draws each breaker as a card, open circuits first: its state
+/// colour, failure rate against its threshold, calls, rejections, time
+/// until the next trial, and a sparkline of its last five minutes. It
+/// reads on a phone and on a wall screen.
+///
+/// ```
+/// use circuit_runtime::http::DashboardService;
+/// use tower::ServiceExt;
+///
+/// # futures::executor::block_on(async {
+/// let request = http::Request::get("/circuits").body(()).unwrap();
+/// let page = DashboardService::new().oneshot(request).await.unwrap();
+/// assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+/// assert!(page.body().contains(r#"data-health="/health/circuits""#));
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct DashboardService {
+    page: Arc<str>,
+}
+
+impl DashboardService {
+    /// The page, following the health endpoint at `/health/circuits`.
+    #[allow(clippy::new_without_default)] // a service, built once
+    pub fn new() -> Self {
+        DashboardService {
+            page: Arc::from(DASHBOARD),
+        }
+    }
+
+    /// The page, following a [`HealthService`] mounted at `path` (a
+    /// `?health=...` query on the page's own address overrides it too).
+    ///
+    /// ```
+    /// let page = circuit_runtime::http::DashboardService::following("/ops/health");
+    /// # let _ = page;
+    /// ```
+    pub fn following(path: &str) -> Self {
+        let escaped = path
+            .replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;");
+        DashboardService {
+            page: Arc::from(DASHBOARD.replacen(
+                HEALTH_ATTRIBUTE,
+                &format!(r#"data-health="{escaped}""#),
+                1,
+            )),
+        }
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for DashboardService {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<B>) -> Self::Future {
+        let mut response = Response::new(self.page.to_string());
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        ready(Ok(response))
+    }
 }
