@@ -341,6 +341,26 @@ fn async_closed(c: &mut Criterion) {
         });
     });
 
+    // Ours as a tower layer (feature `tower`), around the same service.
+    #[cfg(feature = "tower")]
+    {
+        use tower::Layer;
+        let layer = circuit_runtime::tower::CircuitBreakerLayer::from_breaker(std::sync::Arc::new(
+            ours(RECOVERY),
+        ));
+        let mut service = layer.layer(tower::service_fn(|x: u64| async move {
+            Ok::<_, ()>(black_box(x))
+        }));
+        group.bench_function("circuit_runtime_layer", |b| {
+            b.iter(|| {
+                let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+                let ready = tower::Service::poll_ready(&mut service, &mut cx);
+                debug_assert!(matches!(ready, Poll::Ready(Ok(()))));
+                consume(poll_ready(tower::Service::call(&mut service, x)));
+            });
+        });
+    }
+
     group.finish();
 }
 

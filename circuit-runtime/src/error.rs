@@ -61,6 +61,15 @@ pub enum ConfigError {
         /// The base open time it would cut short.
         recovery_timeout: Duration,
     },
+    /// A retry configuration's `max_delay` is shorter than its
+    /// `base_delay`.
+    #[error("`max_delay` must be at least `base_delay` ({base_delay:?}), got {max_delay:?}")]
+    MaxDelayBelowBaseDelay {
+        /// The first retry's delay.
+        base_delay: Duration,
+        /// The cap that would cut it short.
+        max_delay: Duration,
+    },
     /// `slow_call_rate_threshold` was set without `slow_call_duration`.
     #[error("`slow_call_rate_threshold` needs `slow_call_duration` to say which calls are slow")]
     SlowCallRateWithoutDuration,

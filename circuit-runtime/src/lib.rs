@@ -71,6 +71,7 @@ mod metrics;
 mod names;
 mod policy;
 mod registry;
+pub mod retry;
 #[cfg(feature = "serde")]
 mod serialize;
 mod sync;

@@ -70,16 +70,16 @@ pub enum Classification {
 /// );
 /// # let _ = layer;
 /// ```
-pub trait Classify<Response, Error> {
+pub trait ClassifyOutcome<Response, Error> {
     /// The classification of one finished call.
-    fn classify(&self, outcome: Result<&Response, &Error>) -> Classification;
+    fn classify_outcome(&self, outcome: Result<&Response, &Error>) -> Classification;
 }
 
-impl<F, Response, Error> Classify<Response, Error> for F
+impl<F, Response, Error> ClassifyOutcome<Response, Error> for F
 where
     F: Fn(Result<&Response, &Error>) -> Classification,
 {
-    fn classify(&self, outcome: Result<&Response, &Error>) -> Classification {
+    fn classify_outcome(&self, outcome: Result<&Response, &Error>) -> Classification {
         self(outcome)
     }
 }
@@ -88,14 +88,14 @@ where
 /// failure.
 ///
 /// ```
-/// use circuit_runtime::tower::{Classification, Classify, EveryErrorFails};
-/// assert_eq!(Classify::<u8, ()>::classify(&EveryErrorFails, Err(&())), Classification::Failure);
+/// use circuit_runtime::tower::{Classification, ClassifyOutcome, EveryErrorFails};
+/// assert_eq!(ClassifyOutcome::<u8, ()>::classify_outcome(&EveryErrorFails, Err(&())), Classification::Failure);
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EveryErrorFails;
 
-impl<Response, Error> Classify<Response, Error> for EveryErrorFails {
-    fn classify(&self, outcome: Result<&Response, &Error>) -> Classification {
+impl<Response, Error> ClassifyOutcome<Response, Error> for EveryErrorFails {
+    fn classify_outcome(&self, outcome: Result<&Response, &Error>) -> Classification {
         match outcome {
             Ok(_) => Classification::Success,
             Err(_) => Classification::Failure,
@@ -281,7 +281,7 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreakerService<S, C> {
 impl<S, C, Request> tower_service::Service<Request> for CircuitBreakerService<S, C>
 where
     S: tower_service::Service<Request>,
-    C: Classify<S::Response, S::Error> + Clone,
+    C: ClassifyOutcome<S::Response, S::Error> + Clone,
 {
     type Response = S::Response;
     type Error = CallError<S::Error>;
@@ -334,7 +334,7 @@ pin_project_lite::pin_project! {
 impl<F, C, Response, Error> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<Response, Error>>,
-    C: Classify<Response, Error>,
+    C: ClassifyOutcome<Response, Error>,
 {
     type Output = Result<Response, CallError<Error>>;
 
@@ -357,7 +357,7 @@ where
                     return Poll::Pending;
                 };
                 if let Some(permit) = permit.take() {
-                    permit.judge(|| match classifier.classify(outcome.as_ref()) {
+                    permit.judge(|| match classifier.classify_outcome(outcome.as_ref()) {
                         Classification::Success => Verdict::Success,
                         Classification::Failure => Verdict::Failure,
                         Classification::Ignored => Verdict::Ignored,

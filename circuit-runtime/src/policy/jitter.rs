@@ -37,10 +37,23 @@ impl Jitter {
         }
     }
 
-    /// A uniform number in [0, 1).
     fn next_unit(&mut self) -> f64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
+        let mut random = SplitMix(self.state);
+        let unit = random.next_unit();
+        self.state = random.0;
+        unit
+    }
+}
+
+/// A splitmix64 generator: a few random bits per delay, not a dependency.
+#[derive(Clone, Debug)]
+pub(crate) struct SplitMix(pub(crate) u64);
+
+impl SplitMix {
+    /// A uniform number in [0, 1).
+    pub(crate) fn next_unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;

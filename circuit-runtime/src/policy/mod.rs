@@ -7,4 +7,4 @@ mod backoff;
 mod jitter;
 
 pub(crate) use backoff::{saturating_mul, Backoff};
-pub(crate) use jitter::Jitter;
+pub(crate) use jitter::{Jitter, SplitMix};

@@ -1,0 +1,318 @@
+//! Running a call with retries, sync or async.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::classify::Classify;
+use super::config::{Delays, RetryConfig};
+use crate::clock::{Clock, Timeline};
+
+/// How an async retry waits between attempts: any
+/// `Fn(Duration) -> impl Future<Output = ()>` is one, so every executor
+/// works (`tokio::time::sleep`, `async_std::task::sleep`, a test's manual
+/// clock). With feature `tokio`, [`TokioSleeper`](super::TokioSleeper) is
+/// one too.
+///
+/// ```
+/// use std::time::Duration;
+/// use circuit_runtime::retry::Sleeper;
+/// fn check(_: impl Sleeper) {}
+/// check(|delay: Duration| async move { let _ = delay; /* your runtime's sleep */ });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot sleep between retries",
+    label = "a sleeper is a `Fn(Duration) -> impl Future<Output = ()>`",
+    note = "pass your runtime's sleep: `|delay| tokio::time::sleep(delay)`, or `circuit_runtime::retry::TokioSleeper` with feature `tokio`"
+)]
+pub trait Sleeper {
+    /// The future that completes after the delay.
+    type Sleep: Future<Output = ()>;
+
+    /// Waits `delay`.
+    fn sleep(&self, delay: Duration) -> Self::Sleep;
+}
+
+impl<F, S> Sleeper for F
+where
+    F: Fn(Duration) -> S,
+    S: Future<Output = ()>,
+{
+    type Sleep = S;
+
+    fn sleep(&self, delay: Duration) -> S {
+        self(delay)
+    }
+}
+
+/// What a failed attempt means for the next one.
+struct Verdict {
+    retry: bool,
+    hint: Option<Duration>,
+}
+
+/// One retried call's bookkeeping: its delays, its time, its budget.
+struct Attempts<'a> {
+    config: &'a RetryConfig,
+    delays: Delays,
+    timeline: Timeline,
+    started: u64,
+    /// Attempts made so far.
+    made: u32,
+}
+
+impl<'a> Attempts<'a> {
+    fn new(config: &'a RetryConfig) -> Self {
+        let timeline = Timeline::new(config.clock.clone());
+        let started = timeline.now_nanos();
+        Attempts {
+            config,
+            delays: config.delays(),
+            timeline,
+            started,
+            made: 1,
+        }
+    }
+
+    /// The wait before the next attempt, or `None` to give up with the
+    /// last error: not retryable, no retries left, past `max_elapsed`, or
+    /// the budget spent.
+    fn next_wait(&mut self, verdict: &Verdict) -> Option<Duration> {
+        if !verdict.retry || self.made > self.config.max_retries {
+            return None;
+        }
+        let delay = self.delays.next_delay(verdict.hint);
+        if let Some(limit) = self.config.max_elapsed {
+            let elapsed =
+                Duration::from_nanos(self.timeline.now_nanos().saturating_sub(self.started));
+            if elapsed.saturating_add(delay) > limit {
+                return None;
+            }
+        }
+        if let Some(budget) = &self.config.budget {
+            if !budget.try_retry() {
+                return None;
+            }
+        }
+        self.made += 1;
+        Some(delay)
+    }
+
+    /// Waits `delay` on this thread: on a manual clock, by moving it.
+    fn sleep_blocking(&self, delay: Duration) {
+        match &self.config.clock {
+            Clock::Manual(clock) => clock.advance(delay),
+            Clock::Monotonic => std::thread::sleep(delay),
+        }
+    }
+}
+
+/// Every first attempt earns its budget a share of a retry, whether or
+/// not it fails.
+fn record_first_attempt(config: &RetryConfig) {
+    if let Some(budget) = &config.budget {
+        budget.record_first_attempt();
+    }
+}
+
+fn classified<E: Classify>(error: &E) -> Verdict {
+    Verdict {
+        retry: error.category().is_retryable(),
+        hint: error.retry_after(),
+    }
+}
+
+/// Runs `attempt` until it succeeds, retrying errors whose
+/// [`ErrorCategory`](super::ErrorCategory) is retryable, as `config` says;
+/// sleeps on this thread between attempts (on a manual clock, by moving
+/// it). Returns the first success, or the last error.
+///
+/// # Errors
+///
+/// The last attempt's error, once retrying stops: not retryable, no
+/// retries left, past `max_elapsed`, or the budget spent.
+///
+/// ```
+/// use std::time::Duration;
+/// use circuit_runtime::retry::{retry, RetryConfig};
+/// use circuit_runtime::ManualClock;
+///
+/// let clock = ManualClock::new();
+/// let config = RetryConfig::builder().jitter(false).clock(clock.clone()).build()?;
+/// let start = clock.now();
+/// let mut attempts = 0;
+/// let answer = retry(&config, || {
+///     attempts += 1;
+///     if attempts < 3 {
+///         Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+///     } else {
+///         Ok(42)
+///     }
+/// });
+/// assert_eq!(answer.unwrap(), 42);
+/// assert_eq!(clock.now() - start, Duration::from_secs(3), "waited 1 s, then 2 s, on the manual clock");
+/// # Ok::<(), circuit_runtime::ConfigError>(())
+/// ```
+pub fn retry<T, E, F>(config: &RetryConfig, attempt: F) -> Result<T, E>
+where
+    E: Classify,
+    F: FnMut() -> Result<T, E>,
+{
+    retry_blocking(config, classified, attempt)
+}
+
+/// [`retry`] for errors that do not implement [`Classify`]: `should_retry`
+/// decides which errors are worth another attempt.
+///
+/// # Errors
+///
+/// As [`retry`].
+///
+/// ```
+/// use circuit_runtime::retry::{retry_if, RetryConfig};
+/// let config = RetryConfig::builder().max_retries(0).build()?;
+/// let result = retry_if(&config, |status: &u16| *status >= 500, || Err::<(), _>(503));
+/// assert_eq!(result, Err(503), "no retries allowed");
+/// # Ok::<(), circuit_runtime::ConfigError>(())
+/// ```
+pub fn retry_if<T, E, F>(
+    config: &RetryConfig,
+    should_retry: impl Fn(&E) -> bool,
+    attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Result<T, E>,
+{
+    retry_blocking(
+        config,
+        |error| Verdict {
+            retry: should_retry(error),
+            hint: None,
+        },
+        attempt,
+    )
+}
+
+fn retry_blocking<T, E, F>(
+    config: &RetryConfig,
+    judge: impl Fn(&E) -> Verdict,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Result<T, E>,
+{
+    record_first_attempt(config);
+    let first = attempt();
+    let Err(mut error) = first else {
+        return first;
+    };
+    let mut attempts = Attempts::new(config);
+    while let Some(delay) = attempts.next_wait(&judge(&error)) {
+        attempts.sleep_blocking(delay);
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(next) => error = next,
+        }
+    }
+    Err(error)
+}
+
+/// The async [`retry`]: runs the future `attempt` makes until one
+/// succeeds, waiting with `sleeper` between attempts, on any executor.
+///
+/// # Errors
+///
+/// As [`retry`].
+///
+/// ```
+/// use std::time::Duration;
+/// use circuit_runtime::retry::{retry_async, RetryConfig};
+/// use circuit_runtime::ManualClock;
+///
+/// # futures::executor::block_on(async {
+/// let clock = ManualClock::new();
+/// let config = RetryConfig::builder().jitter(false).clock(clock.clone()).build()?;
+/// let sleeper = |delay| {
+///     clock.advance(delay); // a real service passes `tokio::time::sleep`
+///     std::future::ready(())
+/// };
+/// let mut attempts = 0;
+/// let answer = retry_async(&config, sleeper, || {
+///     attempts += 1;
+///     let attempt = attempts;
+///     async move {
+///         if attempt < 2 {
+///             Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
+///         } else {
+///             Ok("pong")
+///         }
+///     }
+/// })
+/// .await;
+/// assert_eq!(answer.unwrap(), "pong");
+/// # Ok::<(), circuit_runtime::ConfigError>(())
+/// # }).unwrap();
+/// ```
+pub async fn retry_async<T, E, F, Fut, S>(
+    config: &RetryConfig,
+    sleeper: S,
+    attempt: F,
+) -> Result<T, E>
+where
+    E: Classify,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    S: Sleeper,
+{
+    retry_async_judged(config, sleeper, classified, attempt).await
+}
+
+/// [`retry_async`] for errors that do not implement [`Classify`]:
+/// `should_retry` decides.
+///
+/// # Errors
+///
+/// As [`retry`].
+pub async fn retry_async_if<T, E, F, Fut, S>(
+    config: &RetryConfig,
+    sleeper: S,
+    should_retry: impl Fn(&E) -> bool,
+    attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    S: Sleeper,
+{
+    let judge = |error: &E| Verdict {
+        retry: should_retry(error),
+        hint: None,
+    };
+    retry_async_judged(config, sleeper, judge, attempt).await
+}
+
+async fn retry_async_judged<T, E, F, Fut, S>(
+    config: &RetryConfig,
+    sleeper: S,
+    judge: impl Fn(&E) -> Verdict,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    S: Sleeper,
+{
+    record_first_attempt(config);
+    let first = attempt().await;
+    let Err(mut error) = first else {
+        return first;
+    };
+    let mut attempts = Attempts::new(config);
+    while let Some(delay) = attempts.next_wait(&judge(&error)) {
+        sleeper.sleep(delay).await;
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(next) => error = next,
+        }
+    }
+    Err(error)
+}
