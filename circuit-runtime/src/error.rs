@@ -250,6 +250,58 @@ impl CircuitOpenError {
     }
 }
 
+/// A call ran past its time limit and was cut off: see
+/// [`CircuitBreaker::call_async_timeout`](crate::CircuitBreaker::call_async_timeout).
+/// The breaker counted it as a failure and as a slow call; a protected
+/// function's error type gets it through `From<TimeoutError>`.
+///
+/// ```
+/// use std::time::Duration;
+/// use circuit_runtime::{CallError, CircuitBreaker, Config, TimeoutError};
+///
+/// #[derive(Debug)]
+/// enum ApiError { TimedOut(TimeoutError) }
+/// impl From<TimeoutError> for ApiError {
+///     fn from(timeout: TimeoutError) -> Self { ApiError::TimedOut(timeout) }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let breaker = CircuitBreaker::new("reports", Config::default());
+/// let never = std::future::pending::<Result<(), ApiError>>();
+/// let sleep_at_once = |_| std::future::ready(()); // a real service passes its runtime's sleep
+/// let result = breaker.call_async_timeout(Duration::from_secs(2), sleep_at_once, never).await;
+/// match result {
+///     Err(CallError::Failed(ApiError::TimedOut(timeout))) => {
+///         assert_eq!(timeout.to_string(), "circuit breaker 'reports': the call did not finish within 2s");
+///     }
+///     other => panic!("expected a timeout, got {other:?}"),
+/// }
+/// assert_eq!(breaker.metrics().failed_calls, 1);
+/// # });
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("circuit breaker '{name}': the call did not finish within {}", circuit_spec::duration::format(*.limit))]
+pub struct TimeoutError {
+    name: &'static str,
+    limit: Duration,
+}
+
+impl TimeoutError {
+    pub(crate) fn new(name: &'static str, limit: Duration) -> Self {
+        TimeoutError { name, limit }
+    }
+
+    /// The name of the breaker whose call timed out.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The time limit it ran past.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+}
+
 /// What a protected call returns when it does not succeed: either the
 /// breaker rejected it, or it ran and failed with the caller's own error.
 ///

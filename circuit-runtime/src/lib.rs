@@ -82,14 +82,14 @@ pub mod tower;
 mod window;
 
 pub use breaker::permit::Permit;
-pub use breaker::{CallFuture, CircuitBreaker, State};
+pub use breaker::{CallFuture, CircuitBreaker, State, TimedCallFuture};
 pub use clock::ManualClock;
 #[cfg(feature = "toml")]
 pub use config::file::{ConfigFileError, FileProblem};
 #[cfg(feature = "watch")]
 pub use config::reload::{WatchGuard, DEFAULT_DEBOUNCE};
 pub use config::{Config, ConfigBuilder, MAX_TRIAL_CALLS, MAX_WINDOW_SIZE};
-pub use error::{CallError, CircuitOpenError, ConfigError};
+pub use error::{CallError, CircuitOpenError, ConfigError, TimeoutError};
 #[cfg(feature = "toml")]
 pub use events::Reload;
 pub use events::{

@@ -5,11 +5,13 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use super::permit::{InFlight, Permit};
 use super::words::{is_closed, state_of};
 use super::{CircuitBreaker, State};
-use crate::error::CallError;
+use crate::error::{CallError, TimeoutError};
+use crate::retry::Sleeper;
 use crate::sync::Ordering;
 
 impl CircuitBreaker {
@@ -185,6 +187,117 @@ impl CircuitBreaker {
         CallFuture {
             call: InFlight::new(self, fut, is_failure),
         }
+    }
+}
+
+impl CircuitBreaker {
+    /// [`call_async`](Self::call_async) with a time limit: a call still
+    /// running `limit` after the breaker admitted it is cut off, counted
+    /// as a failure and as a slow call, and fails with
+    /// `E::from(`[`TimeoutError`]`)`. `sleeper` measures the limit, as it
+    /// waits between retries (see [`Sleeper`]): the breaker never spawns
+    /// or sleeps by itself, so any executor works.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call), and [`CallError::Failed`] with the
+    /// timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use circuit_runtime::{CircuitBreaker, Config, TimeoutError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::new("search", Config::default());
+    /// let slow = async {
+    ///     tokio::time::sleep(Duration::from_secs(10)).await;
+    ///     Ok::<_, TimeoutError>("results")
+    /// };
+    /// let result = breaker.call_async_timeout(Duration::from_secs(1), tokio::time::sleep, slow).await;
+    /// assert!(result.is_err());
+    /// assert_eq!(breaker.metrics().slow_calls, 1);
+    /// # }
+    /// ```
+    pub fn call_async_timeout<T, E, F, S>(
+        &self,
+        limit: Duration,
+        sleeper: S,
+        fut: F,
+    ) -> TimedCallFuture<'_, F, fn(&E) -> bool, S>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: From<TimeoutError>,
+        S: Sleeper,
+    {
+        TimedCallFuture {
+            call: InFlight::new(self, fut, |_: &E| true),
+            sleep: None,
+            sleeper,
+            limit,
+            breaker: self,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`CircuitBreaker::call_async_timeout`]: a call that
+    /// races its time limit once admitted.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct TimedCallFuture<'a, F, C, S: Sleeper> {
+        #[pin]
+        call: InFlight<'a, F, C>,
+        // Started when the call is admitted.
+        #[pin]
+        sleep: Option<S::Sleep>,
+        sleeper: S,
+        limit: Duration,
+        breaker: &'a CircuitBreaker,
+    }
+}
+
+impl<T, E, F, C, S> Future for TimedCallFuture<'_, F, C, S>
+where
+    F: Future<Output = Result<T, E>>,
+    C: Fn(&E) -> bool,
+    E: From<TimeoutError>,
+    S: Sleeper,
+{
+    type Output = Result<T, CallError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(outcome) = this
+            .call
+            .as_mut()
+            .poll_call(cx, |result| result.as_ref().err())
+        {
+            return Poll::Ready(match outcome {
+                Ok(result) => result.map_err(CallError::Failed),
+                Err(rejection) => Err(CallError::Rejected(rejection)),
+            });
+        }
+        if this.sleep.is_none() && this.call.is_running() {
+            this.sleep.set(Some(this.sleeper.sleep(*this.limit)));
+        }
+        let Some(sleep) = this.sleep.as_pin_mut() else {
+            return Poll::Pending;
+        };
+        if sleep.poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.call.time_out();
+        let timeout = TimeoutError::new(this.breaker.static_name(), *this.limit);
+        Poll::Ready(Err(CallError::Failed(E::from(timeout))))
+    }
+}
+
+impl<F, C, S: Sleeper> fmt::Debug for TimedCallFuture<'_, F, C, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimedCallFuture")
+            .field("breaker", &self.breaker.name())
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
 }
 

@@ -69,6 +69,8 @@ pub(crate) enum Verdict {
     /// Dropped without a verdict, outside the call's own body: a
     /// cancellation.
     Released,
+    /// Cut off at its time limit: a failure, and a slow call.
+    TimedOut,
 }
 
 impl<'a> Permit<'a> {
@@ -211,7 +213,7 @@ impl<'a> Permit<'a> {
 
     #[allow(clippy::inline_always)] // measured: see `run`
     #[inline(always)]
-    fn give_verdict(self, verdict: Verdict) {
+    pub(crate) fn give_verdict(self, verdict: Verdict) {
         // The verdict replaces the drop: skip `Drop`, which would record again.
         let this = ManuallyDrop::new(self);
         this.breaker.record_outcome(this.admission, verdict);
@@ -278,6 +280,20 @@ impl<'a, F: Future, C> InFlight<'a, F, C> {
             breaker: None,
             permit: Some(permit),
             is_failure,
+        }
+    }
+
+    /// Whether the call was admitted and has not finished: the time a
+    /// time limit measures.
+    pub(crate) fn is_running(&self) -> bool {
+        self.permit.is_some()
+    }
+
+    /// Ends a running call at its time limit: its permit records a failure
+    /// and a slow call. The body is dropped with this future.
+    pub(crate) fn time_out(self: Pin<&mut Self>) {
+        if let Some(permit) = self.project().permit.take() {
+            permit.give_verdict(Verdict::TimedOut);
         }
     }
 

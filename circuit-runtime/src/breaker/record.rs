@@ -62,15 +62,21 @@ impl CircuitBreaker {
             trial,
             started_at,
         };
-        let slow = admission.started_at != 0
+        let timed = admission.started_at != 0
             && matches!(
                 verdict,
-                Verdict::Success | Verdict::Failure | Verdict::Ignored
+                Verdict::Success | Verdict::Failure | Verdict::Ignored | Verdict::TimedOut
             )
             && self.time_call(admission.started_at);
+        // A call cut off at its time limit ran too long by definition.
+        let slow = timed || verdict == Verdict::TimedOut;
+        let verdict = match verdict {
+            Verdict::TimedOut => Verdict::Failure,
+            verdict => verdict,
+        };
         match verdict {
             Verdict::Success => self.counters.add(Counter::Successful),
-            Verdict::Failure => self.counters.add(Counter::Failed),
+            Verdict::Failure | Verdict::TimedOut => self.counters.add(Counter::Failed),
             Verdict::Ignored => self.counters.add(Counter::Ignored),
             Verdict::Released => {}
         }

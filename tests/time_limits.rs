@@ -1,0 +1,149 @@
+//! Time limits on async calls: a call that runs too long is cut off,
+//! dropped, and counted as a failure and a slow call; the limit is
+//! measured by the caller's sleeper (tokio's paused clock here), so no
+//! test waits for real.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use circuit_runtime::{
+    CallError, CircuitBreaker, Config, State, TimeoutError, Transition, TransitionCause,
+};
+
+fn secs(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+/// Sets a flag when dropped: shows the timed-out call was cancelled.
+struct DropFlag(Arc<AtomicU32>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn takes(duration: Duration, dropped: Arc<AtomicU32>) -> Result<&'static str, TimeoutError> {
+    let _flag = DropFlag(dropped);
+    tokio::time::sleep(duration).await;
+    Ok("done")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_past_its_limit_is_cut_off_dropped_and_counted_as_a_slow_failure() {
+    let breaker = CircuitBreaker::new("limits.cut", Config::default());
+    let dropped = Arc::new(AtomicU32::new(0));
+    let start = tokio::time::Instant::now();
+    let call = takes(secs(10), Arc::clone(&dropped));
+    let result = breaker
+        .call_async_timeout(secs(2), tokio::time::sleep, call)
+        .await;
+    match result {
+        Err(CallError::Failed(timeout)) => {
+            assert_eq!((timeout.name(), timeout.limit()), ("limits.cut", secs(2)));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(
+        start.elapsed(),
+        secs(2),
+        "cut off at the limit, not at the end"
+    );
+    assert_eq!(dropped.load(Ordering::Relaxed), 1, "the call was dropped");
+    let metrics = breaker.metrics();
+    assert_eq!((metrics.failed_calls, metrics.slow_calls), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_within_its_limit_is_untouched() {
+    let breaker = CircuitBreaker::new("limits.within", Config::default());
+    let dropped = Arc::new(AtomicU32::new(0));
+    let result = breaker
+        .call_async_timeout(secs(2), tokio::time::sleep, takes(secs(1), dropped))
+        .await;
+    assert_eq!(result, Ok("done"));
+    let metrics = breaker.metrics();
+    assert_eq!(
+        (
+            metrics.successful_calls,
+            metrics.failed_calls,
+            metrics.slow_calls
+        ),
+        (1, 0, 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_trip_the_breaker_and_a_rejected_call_starts_no_timer() {
+    let config = Config::builder().failure_threshold(2).build().unwrap();
+    let breaker = CircuitBreaker::new("limits.trip", config);
+    let sleeps = AtomicU32::new(0);
+    let sleeper = |delay| {
+        sleeps.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(delay)
+    };
+    for _ in 0..2 {
+        let dropped = Arc::new(AtomicU32::new(0));
+        let call = takes(secs(60), dropped);
+        let _ = breaker.call_async_timeout(secs(1), sleeper, call).await;
+    }
+    assert_eq!(breaker.state(), State::Open);
+    let dropped = Arc::new(AtomicU32::new(0));
+    let result = breaker
+        .call_async_timeout(secs(1), sleeper, takes(secs(60), Arc::clone(&dropped)))
+        .await;
+    assert!(matches!(result, Err(CallError::Rejected(_))), "{result:?}");
+    assert_eq!(
+        sleeps.load(Ordering::Relaxed),
+        2,
+        "the rejected call set no timer"
+    );
+    assert_eq!(dropped.load(Ordering::Relaxed), 0, "and never started");
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_count_toward_a_slow_call_rate() {
+    let config = Config::builder()
+        .slow_call_duration(secs(30))
+        .slow_call_rate_threshold(0.5)
+        .window_size(2)
+        .minimum_calls(2)
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::new("limits.slow_rate", config);
+    let causes = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&causes);
+    breaker.on_transition(move |t: &Transition| sink.lock().unwrap().push(t.cause));
+    for _ in 0..2 {
+        let call = takes(secs(60), Arc::new(AtomicU32::new(0)));
+        let _ = breaker
+            .call_async_timeout(secs(1), tokio::time::sleep, call)
+            .await;
+    }
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        *causes.lock().unwrap(),
+        [TransitionCause::SlowCallRate],
+        "cut off at 1 s, the calls still count as slow, though under slow_call_duration"
+    );
+}
+
+#[test]
+fn any_executor_and_any_sleeper_work() {
+    let breaker = CircuitBreaker::new("limits.futures", Config::default());
+    // A sleeper that is done at once: a call that is not ready on its first
+    // poll is cut off.
+    let result = futures::executor::block_on(breaker.call_async_timeout(
+        secs(5),
+        |_| std::future::ready(()),
+        std::future::pending::<Result<(), TimeoutError>>(),
+    ));
+    assert!(matches!(result, Err(CallError::Failed(_))), "{result:?}");
+    let ready = futures::executor::block_on(breaker.call_async_timeout(
+        secs(5),
+        |_| std::future::ready(()),
+        async { Ok::<_, TimeoutError>(7) },
+    ));
+    assert_eq!(ready, Ok(7), "a call ready at once is never cut off");
+}
