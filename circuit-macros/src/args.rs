@@ -86,7 +86,7 @@ pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
 
 /// Splits at commas outside any group; empty pieces (a trailing comma) are
 /// dropped.
-fn split_at_commas(tokens: TokenStream) -> Vec<TokenStream> {
+pub fn split_at_commas(tokens: TokenStream) -> Vec<TokenStream> {
     let mut pieces = vec![TokenStream::new()];
     for token in tokens {
         match &token {
@@ -106,6 +106,17 @@ struct Pair {
 
 impl Parse for Pair {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        parse_pair(input, example).map(|(key, value)| Pair { key, value })
+    }
+}
+
+/// `key = value`, with mistakes explained by suggesting `example(key)`:
+/// how every attribute of this crate reads one key.
+pub fn parse_pair(
+    input: ParseStream,
+    example: fn(&str) -> &'static str,
+) -> syn::Result<(Ident, Expr)> {
+    {
         // `parse_any` so that `crate` is accepted as a key.
         let key = Ident::parse_any(input)?;
         if input.is_empty() {
@@ -141,7 +152,7 @@ impl Parse for Pair {
                 "unexpected tokens after the value of `{key}`; separate keys with commas"
             )));
         }
-        Ok(Pair { key, value })
+        Ok((key, value))
     }
 }
 
@@ -200,7 +211,7 @@ fn unknown_key_message(name: &str) -> String {
     circuit_spec::unknown_key(name, OTHER_KEYS)
 }
 
-fn lit_str(key: &Ident, value: &Expr) -> syn::Result<LitStr> {
+pub fn lit_str(key: &Ident, value: &Expr) -> syn::Result<LitStr> {
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
@@ -215,7 +226,7 @@ fn lit_str(key: &Ident, value: &Expr) -> syn::Result<LitStr> {
     }
 }
 
-fn path(key: &Ident, value: &Expr) -> syn::Result<Path> {
+pub fn path(key: &Ident, value: &Expr) -> syn::Result<Path> {
     match value {
         Expr::Path(expr) if expr.qself.is_none() && expr.attrs.is_empty() => Ok(expr.path.clone()),
         Expr::Lit(ExprLit {

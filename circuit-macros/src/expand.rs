@@ -48,12 +48,12 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// One argument of the function as the fallback receives it.
-struct Argument {
+pub struct Argument {
     /// `self` or the argument's name, as the user wrote it.
-    ident: TokenStream,
+    pub ident: TokenStream,
     /// A reference (receiver or argument): passed again after the call, as
     /// a reborrow, instead of being cloned.
-    by_reference: bool,
+    pub by_reference: bool,
 }
 
 /// Input:
@@ -250,7 +250,7 @@ fn call_or_reject(
 ///     SITE.breaker(type_name::<Self>(), "fetch", config)
 /// };
 /// ```
-fn resolve_breaker(
+pub fn resolve_breaker(
     args: &Args,
     sig: &syn::Signature,
     private: &TokenStream,
@@ -298,7 +298,7 @@ fn named_after_type(args: &Args, sig: &syn::Signature) -> bool {
 /// anywhere appear in those calls (absolute paths and the locals passed
 /// in), so "must return a `Result`" and "needs `From<CircuitOpenError>`"
 /// point at the return type.
-fn return_type(sig: &syn::Signature) -> (TokenStream, Span) {
+pub fn return_type(sig: &syn::Signature) -> (TokenStream, Span) {
     match &sig.output {
         ReturnType::Default => (quote_spanned!(sig.ident.span()=> ()), sig.ident.span()),
         ReturnType::Type(_, ty) => {
@@ -382,7 +382,7 @@ fn config(args: &Args, private: &TokenStream, name: &TokenStream) -> TokenStream
 
 /// The call of the fallback, spanned at its path so a signature mismatch
 /// is reported at `fallback = ...`.
-fn call_fallback(
+pub fn call_fallback(
     fallback: &Path,
     private: &TokenStream,
     is_async: bool,
@@ -401,7 +401,7 @@ fn call_fallback(
 /// `tokens` moved to where `span` is, so that an error about them points at
 /// the user's token that `span` comes from. Names still resolve as before
 /// (`located_at` keeps their hygiene).
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut token| {
@@ -417,7 +417,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
-fn arguments(sig: &syn::Signature) -> Vec<Argument> {
+pub fn arguments(sig: &syn::Signature) -> Vec<Argument> {
     sig.inputs
         .iter()
         .filter_map(|input| match input {

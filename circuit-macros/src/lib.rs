@@ -6,6 +6,7 @@ mod args;
 mod errors;
 mod expand;
 mod item;
+mod retry;
 mod validate;
 
 use proc_macro::TokenStream;
@@ -15,4 +16,12 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::circuit_breaker(args.into(), item.into()).into()
+}
+
+/// Retries a function that failed, with backoff, jitter and a budget;
+/// written above `#[circuit_breaker]`, every attempt goes through the
+/// breaker. See `circuit_runtime::retry` (the attribute) for the keys.
+#[proc_macro_attribute]
+pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
+    retry::retry(args.into(), item.into()).into()
 }

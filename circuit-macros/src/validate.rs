@@ -37,6 +37,18 @@ pub fn check(args: &Args, function: Option<&Function>, errors: &mut Errors) {
         }
     }
     check_options(args, errors);
+    if let Some(retry) = function.and_then(|function| {
+        function
+            .attrs
+            .iter()
+            .find(|attr| crate::retry::is_retry(attr))
+    }) {
+        errors.push(syn::Error::new_spanned(
+            retry,
+            "write `#[retry]` above `#[circuit_breaker]`, not below it: retries go around the \
+             breaker, so each attempt is recorded by it and a rejection ends them",
+        ));
+    }
     if let Some(function) = function {
         check_function(args, function, errors);
     }

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub fallbacks_after_rejection: u64,
     /// Fallbacks run because the call failed (`fallback_on = "any_error"`).
     pub fallbacks_after_failure: u64,
+    /// Attempts made by `#[retry]` after a failed attempt through this
+    /// breaker (first attempts are not retries).
+    pub retry_attempts: u64,
     /// Calls, successful or not, that took at least `slow_call_duration`.
     pub slow_calls: u64,
     /// Transitions into `Open`.
@@ -81,9 +84,10 @@ pub(crate) enum Counter {
     Slow = 4,
     FallbackAfterRejection = 5,
     FallbackAfterFailure = 6,
+    RetryAttempt = 7,
 }
 
-const COUNTERS: usize = 7;
+const COUNTERS: usize = 8;
 
 /// One thread's counters, alone on their cache lines so threads bumping
 /// their own stripes never invalidate each other's lines.
@@ -147,6 +151,7 @@ impl std::fmt::Debug for CallCounters {
                 "fallbacks_after_failure",
                 &self.get(Counter::FallbackAfterFailure),
             )
+            .field("retry_attempts", &self.get(Counter::RetryAttempt))
             .finish()
     }
 }

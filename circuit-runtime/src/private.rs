@@ -9,7 +9,7 @@ use std::future::Future;
 use std::iter;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::OnceLock;
+pub use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use crate::breaker::permit::InFlight;
@@ -527,6 +527,218 @@ where
         this.call
             .poll_call(cx, *this.error)
             .map(|outcome| outcome.unwrap_or_else(reject))
+    }
+}
+
+// ---- #[retry] ------------------------------------------------------------
+
+pub use crate::retry::{Jitter as RetryJitter, RetryConfig, RetryVerdict, Sleeper};
+
+/// Builds the retry configuration the attribute's keys describe; the macro
+/// checked every literal already, so a failure is a bug worth a panic.
+#[track_caller]
+pub fn retry_config(function: &str, builder: crate::retry::RetryConfigBuilder) -> RetryConfig {
+    match builder.build() {
+        Ok(config) => config,
+        Err(err) => panic!("#[retry] on `{function}`: {err}"),
+    }
+}
+
+/// The program's retry budget called `name`.
+pub fn retry_budget(name: &str) -> std::sync::Arc<crate::retry::RetryBudget> {
+    crate::retry::RetryBudget::named(name)
+}
+
+/// Decides retries for errors of type `E`: by [`Classify`](crate::retry::Classify)
+/// when `E` implements it, else every error is retried. Chosen by autoref:
+/// `(&&RetryJudge::<E>::new()).verdict(error)`.
+pub struct RetryJudge<E>(std::marker::PhantomData<fn(&E)>);
+
+impl<E> RetryJudge<E> {
+    /// The judge of `E`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        RetryJudge(std::marker::PhantomData)
+    }
+}
+
+/// The judge of errors that classify themselves.
+pub trait JudgeClassified<E> {
+    /// Retry unless `Permanent`, after the error's `retry_after`.
+    fn verdict(&self, error: &E) -> RetryVerdict;
+}
+
+impl<E: crate::retry::Classify> JudgeClassified<E> for &&RetryJudge<E> {
+    #[inline]
+    fn verdict(&self, error: &E) -> RetryVerdict {
+        crate::retry::classified(error)
+    }
+}
+
+/// The judge of every other error.
+pub trait JudgeAny<E> {
+    /// Retry every error.
+    fn verdict(&self, error: &E) -> RetryVerdict;
+}
+
+impl<E> JudgeAny<E> for &RetryJudge<E> {
+    #[inline]
+    fn verdict(&self, _: &E) -> RetryVerdict {
+        RetryVerdict {
+            retry: true,
+            hint: None,
+        }
+    }
+}
+
+/// The verdict of a `retry_if` predicate.
+#[inline]
+pub fn retry_if_verdict(retry: bool) -> RetryVerdict {
+    RetryVerdict { retry, hint: None }
+}
+
+/// An argument each attempt of a `#[retry]` function gets a copy of.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` needs every argument taken by value to be `Clone`, and `{Self}` is not",
+    label = "each attempt gets its own copy of this argument",
+    note = "derive or implement `Clone` for `{Self}`, or take it by reference"
+)]
+pub trait RetryArg {
+    /// The copy for one attempt.
+    #[must_use]
+    fn clone_for_attempt(&self) -> Self;
+}
+
+impl<T: Clone> RetryArg for T {
+    #[inline]
+    fn clone_for_attempt(&self) -> Self {
+        self.clone()
+    }
+}
+
+/// One attempt's copy of an argument.
+#[inline]
+pub fn clone_for_attempt<T: RetryArg>(argument: &T) -> T {
+    argument.clone_for_attempt()
+}
+
+/// A `#[retry]` function without a breaker: attempts until one succeeds
+/// or the configuration says stop; the last outcome otherwise.
+pub fn retry_plain<R, J, F>(config: &RetryConfig, judge: J, attempt: F) -> R
+where
+    R: Fallible,
+    J: Fn(&R::Err) -> RetryVerdict,
+    F: FnMut() -> R,
+{
+    let mut attempt = attempt;
+    match crate::retry::retry_blocking(config, judge, || attempt().into_result()) {
+        Ok(ok) => R::from_ok(ok),
+        Err(err) => R::from_err(err),
+    }
+}
+
+/// The async [`retry_plain`].
+pub async fn retry_plain_async<R, J, F, Fut, S>(
+    config: &RetryConfig,
+    sleeper: S,
+    judge: J,
+    attempt: F,
+) -> R
+where
+    R: Fallible,
+    J: Fn(&R::Err) -> RetryVerdict,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = R>,
+    S: Sleeper,
+{
+    let mut attempt = attempt;
+    let outcome = crate::retry::retry_async_judged(config, sleeper, judge, || {
+        let next = attempt();
+        async move { next.await.into_result() }
+    })
+    .await;
+    match outcome {
+        Ok(ok) => R::from_ok(ok),
+        Err(err) => R::from_err(err),
+    }
+}
+
+/// How a retried call through a breaker ended.
+pub enum RetryOutcome<R> {
+    /// An attempt succeeded.
+    Succeeded(R),
+    /// The last attempt failed, and retrying stopped.
+    Failed(R),
+    /// The breaker rejected an attempt: retrying stopped at once.
+    Rejected(CircuitOpenError),
+}
+
+/// `#[retry]` above `#[circuit_breaker]`: every attempt goes through the
+/// breaker and is recorded by it, each retry is counted in its metrics,
+/// and a rejection ends the retries at once.
+pub fn retry_through<R, J, C, F>(
+    breaker: &CircuitBreaker,
+    config: &RetryConfig,
+    judge: J,
+    is_failure: C,
+    mut attempt: F,
+) -> RetryOutcome<R>
+where
+    R: Fallible,
+    J: Fn(&R::Err) -> RetryVerdict,
+    C: Fn(&R::Err) -> bool,
+    F: FnMut() -> R,
+{
+    crate::retry::record_first_attempt(config);
+    let mut attempts: Option<crate::retry::Attempts<'_>> = None;
+    loop {
+        let error = match breaker.call_with(&is_failure, || attempt().into_result()) {
+            Ok(ok) => return RetryOutcome::Succeeded(R::from_ok(ok)),
+            Err(CallError::Rejected(rejection)) => return RetryOutcome::Rejected(rejection),
+            Err(CallError::Failed(error)) => error,
+        };
+        let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config));
+        let Some(delay) = attempts.next_wait(&judge(&error)) else {
+            return RetryOutcome::Failed(R::from_err(error));
+        };
+        attempts.sleep_blocking(delay);
+        breaker.count_retry();
+    }
+}
+
+/// The async [`retry_through`].
+pub async fn retry_through_async<R, J, C, F, Fut, S>(
+    breaker: &CircuitBreaker,
+    config: &RetryConfig,
+    sleeper: S,
+    judge: J,
+    is_failure: C,
+    mut attempt: F,
+) -> RetryOutcome<R>
+where
+    R: Fallible,
+    J: Fn(&R::Err) -> RetryVerdict,
+    C: Fn(&R::Err) -> bool,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = R>,
+    S: Sleeper,
+{
+    crate::retry::record_first_attempt(config);
+    let mut attempts: Option<crate::retry::Attempts<'_>> = None;
+    loop {
+        let next = attempt();
+        let call = breaker.call_async_with(&is_failure, async move { next.await.into_result() });
+        let error = match call.await {
+            Ok(ok) => return RetryOutcome::Succeeded(R::from_ok(ok)),
+            Err(CallError::Rejected(rejection)) => return RetryOutcome::Rejected(rejection),
+            Err(CallError::Failed(error)) => error,
+        };
+        let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config));
+        let Some(delay) = attempts.next_wait(&judge(&error)) else {
+            return RetryOutcome::Failed(R::from_err(error));
+        };
+        sleeper.sleep(delay).await;
+        breaker.count_retry();
     }
 }
 

@@ -69,7 +69,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 impl Serialize for Metrics {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("Metrics", 17)?;
+        let mut out = serializer.serialize_struct("Metrics", 18)?;
         out.serialize_field("total_calls", &self.total_calls)?;
         out.serialize_field("successful_calls", &self.successful_calls)?;
         out.serialize_field("failed_calls", &self.failed_calls)?;
@@ -77,6 +77,7 @@ impl Serialize for Metrics {
         out.serialize_field("rejected_calls", &self.rejected_calls)?;
         out.serialize_field("fallbacks_after_rejection", &self.fallbacks_after_rejection)?;
         out.serialize_field("fallbacks_after_failure", &self.fallbacks_after_failure)?;
+        out.serialize_field("retry_attempts", &self.retry_attempts)?;
         out.serialize_field("slow_calls", &self.slow_calls)?;
         out.serialize_field("times_opened", &self.times_opened)?;
         out.serialize_field("times_half_opened", &self.times_half_opened)?;

@@ -212,6 +212,11 @@ impl CircuitBreaker {
         self.name.as_str()
     }
 
+    /// Counts one retry attempt made through this breaker.
+    pub(crate) fn count_retry(&self) {
+        self.counters.add(Counter::RetryAttempt);
+    }
+
     /// The name as interned, for the life of the program.
     pub(crate) fn static_name(&self) -> &'static str {
         self.name.as_str()
@@ -365,6 +370,7 @@ impl CircuitBreaker {
             rejected_calls: self.counters.get(Counter::Rejected),
             fallbacks_after_rejection: self.counters.get(Counter::FallbackAfterRejection),
             fallbacks_after_failure: self.counters.get(Counter::FallbackAfterFailure),
+            retry_attempts: self.counters.get(Counter::RetryAttempt),
             slow_calls: self.counters.get(Counter::Slow),
             times_opened: self.times_opened.load(Ordering::Relaxed),
             times_half_opened: self.times_half_opened.load(Ordering::Relaxed),

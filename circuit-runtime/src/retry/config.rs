@@ -259,7 +259,7 @@ impl RetryConfigBuilder {
                 value,
             })
         };
-        if config.max_retries > 1000 {
+        if config.max_retries > circuit_spec::MAX_RETRIES {
             return out_of_range(
                 "max_retries",
                 "between 0 and 1000",

@@ -36,7 +36,10 @@ mod run;
 pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use classify::{classify_error, should_retry, Classify, ErrorCategory, Severity};
 pub use config::{Delays, Jitter, RetryConfig, RetryConfigBuilder};
-pub use run::{retry, retry_async, retry_async_if, retry_if, Sleeper};
+pub(crate) use run::{
+    classified, record_first_attempt, retry_async_judged, retry_blocking, Attempts,
+};
+pub use run::{retry, retry_async, retry_async_if, retry_if, RetryVerdict, Sleeper};
 
 /// Sleeps with `tokio::time::sleep` (feature `tokio`).
 ///

@@ -44,14 +44,19 @@ where
     }
 }
 
-/// What a failed attempt means for the next one.
-struct Verdict {
-    retry: bool,
-    hint: Option<Duration>,
+/// What a failed attempt means for the next one: whether to retry, and
+/// the dependency's `retry_after` hint. Not public API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct RetryVerdict {
+    /// Whether another attempt can help.
+    pub retry: bool,
+    /// How long the dependency asked to wait, if it did.
+    pub hint: Option<Duration>,
 }
 
 /// One retried call's bookkeeping: its delays, its time, its budget.
-struct Attempts<'a> {
+pub(crate) struct Attempts<'a> {
     config: &'a RetryConfig,
     delays: Delays,
     timeline: Timeline,
@@ -61,7 +66,7 @@ struct Attempts<'a> {
 }
 
 impl<'a> Attempts<'a> {
-    fn new(config: &'a RetryConfig) -> Self {
+    pub(crate) fn new(config: &'a RetryConfig) -> Self {
         let timeline = Timeline::new(config.clock.clone());
         let started = timeline.now_nanos();
         Attempts {
@@ -76,7 +81,7 @@ impl<'a> Attempts<'a> {
     /// The wait before the next attempt, or `None` to give up with the
     /// last error: not retryable, no retries left, past `max_elapsed`, or
     /// the budget spent.
-    fn next_wait(&mut self, verdict: &Verdict) -> Option<Duration> {
+    pub(crate) fn next_wait(&mut self, verdict: &RetryVerdict) -> Option<Duration> {
         if !verdict.retry || self.made > self.config.max_retries {
             return None;
         }
@@ -98,7 +103,7 @@ impl<'a> Attempts<'a> {
     }
 
     /// Waits `delay` on this thread: on a manual clock, by moving it.
-    fn sleep_blocking(&self, delay: Duration) {
+    pub(crate) fn sleep_blocking(&self, delay: Duration) {
         match &self.config.clock {
             Clock::Manual(clock) => clock.advance(delay),
             Clock::Monotonic => std::thread::sleep(delay),
@@ -108,14 +113,14 @@ impl<'a> Attempts<'a> {
 
 /// Every first attempt earns its budget a share of a retry, whether or
 /// not it fails.
-fn record_first_attempt(config: &RetryConfig) {
+pub(crate) fn record_first_attempt(config: &RetryConfig) {
     if let Some(budget) = &config.budget {
         budget.record_first_attempt();
     }
 }
 
-fn classified<E: Classify>(error: &E) -> Verdict {
-    Verdict {
+pub(crate) fn classified<E: Classify>(error: &E) -> RetryVerdict {
+    RetryVerdict {
         retry: error.category().is_retryable(),
         hint: error.retry_after(),
     }
@@ -184,7 +189,7 @@ where
 {
     retry_blocking(
         config,
-        |error| Verdict {
+        |error| RetryVerdict {
             retry: should_retry(error),
             hint: None,
         },
@@ -192,9 +197,9 @@ where
     )
 }
 
-fn retry_blocking<T, E, F>(
+pub(crate) fn retry_blocking<T, E, F>(
     config: &RetryConfig,
-    judge: impl Fn(&E) -> Verdict,
+    judge: impl Fn(&E) -> RetryVerdict,
     mut attempt: F,
 ) -> Result<T, E>
 where
@@ -283,17 +288,17 @@ where
     Fut: Future<Output = Result<T, E>>,
     S: Sleeper,
 {
-    let judge = |error: &E| Verdict {
+    let judge = |error: &E| RetryVerdict {
         retry: should_retry(error),
         hint: None,
     };
     retry_async_judged(config, sleeper, judge, attempt).await
 }
 
-async fn retry_async_judged<T, E, F, Fut, S>(
+pub(crate) async fn retry_async_judged<T, E, F, Fut, S>(
     config: &RetryConfig,
     sleeper: S,
-    judge: impl Fn(&E) -> Verdict,
+    judge: impl Fn(&E) -> RetryVerdict,
     mut attempt: F,
 ) -> Result<T, E>
 where

@@ -1,0 +1,687 @@
+//! The `#[retry]` attribute: parse its keys, check them and the function,
+//! and expand to a retry loop, around a `#[circuit_breaker]` written below
+//! it if there is one, so that every attempt goes through the breaker.
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, ToTokens};
+use syn::parse::{ParseStream, Parser};
+use syn::{Attribute, Expr, ExprLit, FnArg, Ident, Lit, LitStr, Pat, Path, Type};
+
+use crate::args::{self, Args, FallbackOn};
+use crate::errors::Errors;
+use crate::expand;
+use crate::item::{self, Function};
+use crate::validate;
+
+/// Every key, with the example the messages suggest.
+const KEYS: &[(&str, &str)] = &[
+    ("max_retries", "3"),
+    ("base_delay", "\"100ms\""),
+    ("max_delay", "\"5s\""),
+    ("exponential_base", "2.0"),
+    ("jitter", "\"full\""),
+    ("max_elapsed", "\"30s\""),
+    ("retry_if", "is_transient"),
+    ("budget", "\"payments\""),
+    ("sleeper", "tokio::time::sleep"),
+    ("crate", "\"circuit_runtime\""),
+];
+
+/// The defaults, for checks between keys (the runtime's `RetryConfig`).
+const DEFAULT_BASE_DELAY: Duration = Duration::from_secs(1);
+const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(60);
+
+fn example(key: &str) -> &'static str {
+    KEYS.iter()
+        .find(|&&(name, _)| name == key)
+        .map_or("...", |&(_, example)| example)
+}
+
+/// A parsed `#[retry(...)]`.
+#[derive(Default)]
+struct RetryArgs {
+    max_retries: Option<u32>,
+    base_delay: Option<(Duration, Span)>,
+    max_delay: Option<(Duration, Span)>,
+    exponential_base: Option<f64>,
+    jitter: Option<Ident>,
+    max_elapsed: Option<Duration>,
+    retry_if: Option<Path>,
+    budget: Option<LitStr>,
+    sleeper: Option<Path>,
+    krate: Option<Path>,
+    seen: Vec<String>,
+}
+
+/// The attribute's whole job, as `#[circuit_breaker]`'s: every mistake at
+/// once, and the function still emitted as written when there is one.
+pub fn retry(attribute: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = parse(attribute, &mut errors);
+    let function = match item::parse(&item) {
+        Ok(function) => Some(function),
+        Err(err) => {
+            errors.push(err);
+            None
+        }
+    };
+    let mut breaker = None;
+    if let Some(function) = &function {
+        check_function(&args, function, &mut errors);
+        breaker = breaker_below(function, &mut errors);
+    }
+    match (errors.into_error(), function) {
+        (None, Some(mut function)) => {
+            let (breaker, path) = match breaker {
+                Some((index, args)) => {
+                    let attribute = function.attrs.remove(index);
+                    (Some(args), Some(attribute.path().clone()))
+                }
+                None => (None, None),
+            };
+            expand(&args, breaker.as_ref(), path.as_ref(), &function)
+        }
+        (error, _) => {
+            let mut output = error
+                .map(|error| error.to_compile_error())
+                .unwrap_or_default();
+            output.extend(item);
+            output
+        }
+    }
+}
+
+fn parse(tokens: TokenStream, errors: &mut Errors) -> RetryArgs {
+    let mut args = RetryArgs::default();
+    for pair in args::split_at_commas(tokens) {
+        let parsed = (|input: ParseStream| args::parse_pair(input, example)).parse2(pair);
+        match parsed {
+            Ok((key, value)) => {
+                if let Err(err) = args.set(&key, &value) {
+                    errors.push(err);
+                }
+            }
+            Err(err) => errors.push(err),
+        }
+    }
+    args.check_between_keys(errors);
+    args
+}
+
+impl RetryArgs {
+    fn set(&mut self, key: &Ident, value: &Expr) -> syn::Result<()> {
+        let name = key.to_string();
+        if !KEYS.iter().any(|&(known, _)| known == name) {
+            let message = match circuit_spec::nearest(&name, KEYS.iter().map(|&(k, e)| (k, (k, e))))
+            {
+                Some((known, example)) => format!(
+                    "unknown key `{name}`: did you mean `{known}`? write `{known} = {example}`"
+                ),
+                None => format!(
+                    "unknown key `{name}`; the keys of `#[retry]` are: {}",
+                    KEYS.iter().map(|&(k, _)| k).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            return Err(syn::Error::new(key.span(), message));
+        }
+        if self.seen.contains(&name) {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("duplicate key `{name}`: each key may appear once; remove one of them"),
+            ));
+        }
+        self.seen.push(name.clone());
+        match name.as_str() {
+            "max_retries" => self.max_retries = Some(max_retries(value)?),
+            "base_delay" => self.base_delay = Some(duration(key, value)?),
+            "max_delay" => self.max_delay = Some(duration(key, value)?),
+            "max_elapsed" => {
+                let (limit, span) = duration(key, value)?;
+                if limit.is_zero() {
+                    return Err(syn::Error::new(
+                        span,
+                        "`max_elapsed` must be greater than zero: write `max_elapsed = \"30s\"`, \
+                         or leave it out for no limit",
+                    ));
+                }
+                self.max_elapsed = Some(limit);
+            }
+            "exponential_base" => self.exponential_base = Some(exponential_base(value)?),
+            "jitter" => self.jitter = Some(jitter(value)?),
+            "retry_if" => self.retry_if = Some(args::path(key, value)?),
+            "sleeper" => self.sleeper = Some(args::path(key, value)?),
+            "budget" => {
+                let lit = args::lit_str(key, value)?;
+                if lit.value().is_empty() {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`budget` names a retry budget shared by every call site that names it: \
+                         write `budget = \"payments\"`",
+                    ));
+                }
+                self.budget = Some(lit);
+            }
+            _ => {
+                let lit = args::lit_str(key, value)?;
+                self.krate = Some(lit.parse::<Path>()?);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_between_keys(&self, errors: &mut Errors) {
+        let base = self.base_delay.map_or(DEFAULT_BASE_DELAY, |(base, _)| base);
+        let max = self.max_delay.map_or(DEFAULT_MAX_DELAY, |(max, _)| max);
+        if max < base {
+            let format = circuit_spec::duration::format;
+            let (span, message) = match (self.base_delay, self.max_delay) {
+                (_, Some((_, span))) => (
+                    span,
+                    format!(
+                        "`max_delay` ({}) must be at least `base_delay` ({}): raise `max_delay` \
+                         or lower `base_delay`",
+                        format(max),
+                        format(base)
+                    ),
+                ),
+                (Some((_, span)), None) => (
+                    span,
+                    format!(
+                        "`base_delay` ({}) is longer than the default `max_delay` (60s): lower \
+                         it, or set `max_delay` too",
+                        format(base)
+                    ),
+                ),
+                (None, None) => return,
+            };
+            errors.push(syn::Error::new(span, message));
+        }
+    }
+}
+
+fn integer(value: &Expr) -> Option<&syn::LitInt> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => Some(int),
+        _ => None,
+    }
+}
+
+fn max_retries(value: &Expr) -> syn::Result<u32> {
+    let limit = circuit_spec::MAX_RETRIES;
+    let retries = integer(value)
+        .and_then(|int| int.base10_parse::<u64>().ok())
+        .ok_or_else(|| {
+            syn::Error::new_spanned(
+                value,
+                "`max_retries` takes a whole number: write `max_retries = 3`",
+            )
+        })?;
+    u32::try_from(retries)
+        .ok()
+        .filter(|retries| *retries <= limit)
+        .ok_or_else(|| {
+            syn::Error::new_spanned(
+                value,
+                format!("`max_retries` must be between 0 and {limit}, got {retries}"),
+            )
+        })
+}
+
+fn duration(key: &Ident, value: &Expr) -> syn::Result<(Duration, Span)> {
+    let Expr::Lit(ExprLit {
+        lit: Lit::Str(lit), ..
+    }) = value
+    else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`{key}` takes a duration in quotes: write `{key} = {}`",
+                example(&key.to_string())
+            ),
+        ));
+    };
+    circuit_spec::duration::parse(&lit.value())
+        .map(|duration| (duration, lit.span()))
+        .map_err(|problem| syn::Error::new(lit.span(), format!("`{key}`: {problem}")))
+}
+
+fn exponential_base(value: &Expr) -> syn::Result<f64> {
+    let number = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(float),
+            ..
+        }) => float.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match number {
+        Some(base) if base >= 1.0 && base.is_finite() => Ok(base),
+        Some(_) => Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`exponential_base` must be at least 1.0, got {}: a delay never shrinks",
+                value.to_token_stream().to_string().replace(' ', "")
+            ),
+        )),
+        None => Err(syn::Error::new_spanned(
+            value,
+            "`exponential_base` takes a number: write `exponential_base = 2.0`",
+        )),
+    }
+}
+
+/// The `Jitter` variant a value names.
+fn jitter(value: &Expr) -> syn::Result<Ident> {
+    let variant = |name: &str, span| {
+        let variant = match name {
+            "none" | "false" => "None",
+            "full" | "true" => "Full",
+            "equal" => "Equal",
+            _ => "Decorrelated",
+        };
+        Ident::new(variant, span)
+    };
+    let modes = circuit_spec::JITTER_MODES
+        .iter()
+        .map(|mode| format!("\"{mode}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) if circuit_spec::JITTER_MODES.contains(&lit.value().as_str()) => {
+            Ok(variant(&lit.value(), lit.span()))
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(on), ..
+        }) => Ok(variant(if on.value { "full" } else { "none" }, on.span)),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`jitter` is one of {modes} (or `true`, `false`), not \"{}\"",
+                lit.value()
+            ),
+        )),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`jitter` is one of {modes} (or `true`, `false`): write `jitter = \"full\"`"),
+        )),
+    }
+}
+
+/// Checks the function against the keys: what each attempt needs.
+fn check_function(args: &RetryArgs, function: &Function, errors: &mut Errors) {
+    let sig = &function.sig;
+    let is_async = sig.asyncness.is_some();
+    match (&args.sleeper, is_async) {
+        (None, true) => errors.push(syn::Error::new(
+            sig.fn_token.span,
+            "an `async fn` under `#[retry]` needs a sleeper to wait between attempts: add \
+             `sleeper = tokio::time::sleep` (or your runtime's sleep function) to `#[retry]`",
+        )),
+        (Some(sleeper), false) => errors.push(syn::Error::new_spanned(
+            sleeper,
+            "`sleeper` is for an `async fn`: a sync function waits on its own thread; remove \
+             `sleeper`",
+        )),
+        _ => {}
+    }
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) if receiver.reference.is_none() => {
+                errors.push(syn::Error::new_spanned(
+                    receiver,
+                    "`#[retry]` cannot retry a method that takes `self` by value: each attempt \
+                     needs its own `self`; take `&self`",
+                ));
+            }
+            FnArg::Receiver(receiver) if is_async && receiver.mutability.is_some() => {
+                errors.push(syn::Error::new_spanned(
+                    receiver,
+                    "an `async fn` under `#[retry]` cannot take `&mut self`: each attempt's \
+                     future would hold it while the next attempt needs it; take `&self`",
+                ));
+            }
+            FnArg::Typed(typed) => {
+                if !matches!(&*typed.pat, Pat::Ident(_)) {
+                    errors.push(syn::Error::new_spanned(
+                        &typed.pat,
+                        "`#[retry]` needs each argument bound to a name, to give every attempt \
+                         its own copy: write `point: Point` and destructure inside",
+                    ));
+                }
+                if is_async && matches!(&*typed.ty, Type::Reference(r) if r.mutability.is_some()) {
+                    errors.push(syn::Error::new_spanned(
+                        &typed.ty,
+                        "an `async fn` under `#[retry]` cannot take a `&mut` argument: each \
+                         attempt's future would hold it while the next attempt needs it",
+                    ));
+                }
+            }
+            FnArg::Receiver(_) => {}
+        }
+    }
+}
+
+/// The `#[circuit_breaker]` written below `#[retry]`, parsed and checked,
+/// with its position among the function's attributes.
+fn breaker_below(function: &Function, errors: &mut Errors) -> Option<(usize, Args)> {
+    let index = function.attrs.iter().position(is_circuit_breaker)?;
+    let tokens = match &function.attrs[index].meta {
+        syn::Meta::List(list) => list.tokens.clone(),
+        _ => TokenStream::new(),
+    };
+    let mut breaker_errors = Errors::default();
+    let args = args::parse(tokens, &mut breaker_errors);
+    validate::check(&args, Some(function), &mut breaker_errors);
+    if let Some(error) = breaker_errors.into_error() {
+        errors.push(error);
+    }
+    Some((index, args))
+}
+
+/// Whether `attr` is `#[circuit_breaker(...)]`, under any path.
+pub fn is_circuit_breaker(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "circuit_breaker")
+}
+
+/// Whether `attr` is `#[retry(...)]`, under any path.
+pub fn is_retry(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "retry")
+}
+
+/// Without a breaker:
+///
+/// ```text
+/// fn fetch(id: u32) -> Result<Quote, ApiError> {
+///     static RETRY: OnceLock<RetryConfig> = OnceLock::new();
+///     let retry = RETRY.get_or_init(|| retry_config("fetch", RetryConfig::builder()...));
+///     retry_plain::<Result<Quote, ApiError>, _, _>(retry, judge, || {
+///         let id = clone_for_attempt(&id);
+///         (|| -> Result<Quote, ApiError> { body })()
+///     })
+/// }
+/// ```
+///
+/// With a `#[circuit_breaker]` below, the breaker is resolved as it
+/// resolves it, and `retry_through(breaker, ...)` makes each attempt
+/// through it; a rejection goes to the breaker's fallback, or becomes the
+/// function's error, as it would without retries.
+fn expand(
+    args: &RetryArgs,
+    breaker: Option<&Args>,
+    breaker_attribute_path: Option<&Path>,
+    function: &Function,
+) -> TokenStream {
+    let Function {
+        attrs,
+        vis,
+        sig,
+        body,
+    } = function;
+    let krate: Path = args
+        .krate
+        .clone()
+        .or_else(|| breaker.and_then(|breaker| breaker.krate.clone()))
+        .unwrap_or_else(|| syn::parse_quote!(::circuit_runtime));
+    let private = quote!(#krate::__private);
+    let def = Span::mixed_site();
+    let retry = Ident::new("retry", def);
+    let (ret, ret_span) = expand::return_type(sig);
+    let is_async = sig.asyncness.is_some();
+    let fn_name = sig.ident.to_string();
+
+    let config = config(args, &private, &fn_name);
+    let judge = judge(args, &private, &ret);
+    let copies = attempt_copies(sig, is_async, &private);
+    let attempt = if is_async {
+        quote!(|| { #copies async move #body })
+    } else {
+        quote!(|| { #copies (|| -> #ret #body)() })
+    };
+    let sleeper = args.sleeper.as_ref().map(|sleeper| quote!(#sleeper,));
+    let shared = Shared {
+        private: &private,
+        ret: &ret,
+        ret_span,
+        sig,
+        how: quote!(#retry, #sleeper #judge),
+        attempt,
+    };
+    let run = match breaker {
+        None => shared.plain(),
+        Some(breaker_args) => shared.through(breaker_args),
+    };
+    let site = format_ident!("CIRCUIT_RETRY_CONFIG", span = def);
+    // The copies keep the arguments' `mut`; the parameters themselves are
+    // never mutated.
+    let mut sig = sig.clone();
+    for input in &mut sig.inputs {
+        if let FnArg::Typed(typed) = input {
+            if let Pat::Ident(pat) = &mut *typed.pat {
+                if !matches!(&*typed.ty, Type::Reference(_)) {
+                    pat.mutability = None;
+                }
+            }
+        }
+    }
+    // The breaker's attribute is consumed here, not expanded: name its
+    // path once so the user's import of it is not reported unused.
+    let breaker_path = breaker_attribute_path.map(|path| {
+        quote! {
+            #[allow(unused_imports)]
+            use #path as _;
+        }
+    });
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #breaker_path
+            let #retry = {
+                static #site: #private::OnceLock<#private::RetryConfig> = #private::OnceLock::new();
+                #site.get_or_init(|| #config)
+            };
+            #run
+        }
+    }
+}
+
+/// What the two expansions of the loop share.
+struct Shared<'a> {
+    private: &'a TokenStream,
+    ret: &'a TokenStream,
+    ret_span: Span,
+    sig: &'a syn::Signature,
+    /// `retry, sleeper, judge`: the configuration, how to wait, what to
+    /// retry.
+    how: TokenStream,
+    /// The closure that makes one attempt.
+    attempt: TokenStream,
+}
+
+impl Shared<'_> {
+    fn is_async(&self) -> bool {
+        self.sig.asyncness.is_some()
+    }
+
+    fn await_(&self) -> Option<TokenStream> {
+        self.is_async().then(|| quote!(.await))
+    }
+
+    /// `retry_plain(retry, judge, attempt)`, or its async twin.
+    fn plain(&self) -> TokenStream {
+        let Shared {
+            private,
+            ret,
+            how,
+            attempt,
+            ..
+        } = self;
+        let (plain, holes) = if self.is_async() {
+            (quote!(#private::retry_plain_async), quote!(_, _, _, _))
+        } else {
+            (quote!(#private::retry_plain), quote!(_, _))
+        };
+        let plain = expand::respan(plain, self.ret_span);
+        let await_ = self.await_();
+        quote!(#plain::<#ret, #holes>(#how, #attempt) #await_)
+    }
+
+    /// The breaker resolved as `#[circuit_breaker]` resolves it, and every
+    /// attempt through it: a rejection goes to its fallback or becomes the
+    /// function's error, and with `fallback_on = "any_error"` the fallback
+    /// runs once the retries are spent.
+    fn through(&self, breaker_args: &Args) -> TokenStream {
+        let Shared {
+            private,
+            ret,
+            how,
+            attempt,
+            sig,
+            ..
+        } = self;
+        let def = Span::mixed_site();
+        let breaker = Ident::new("breaker", def);
+        let outcome = Ident::new("outcome", def);
+        let rejection = Ident::new("rejection", def);
+        let resolve = expand::resolve_breaker(breaker_args, sig, private, &breaker);
+        let is_failure = breaker_args
+            .is_failure
+            .as_ref()
+            .map_or_else(|| quote!(#private::every_error), ToTokens::to_token_stream);
+        let (through, holes) = if self.is_async() {
+            (quote!(#private::retry_through_async), quote!(_, _, _, _, _))
+        } else {
+            (quote!(#private::retry_through), quote!(_, _, _))
+        };
+        let through = expand::respan(through, self.ret_span);
+        let arguments = expand::arguments(sig);
+        let passed: Vec<_> = arguments.iter().map(|argument| &argument.ident).collect();
+        let fallback = |reason: TokenStream| {
+            breaker_args.fallback.as_ref().map(|fallback| {
+                let call = expand::call_fallback(
+                    fallback,
+                    private,
+                    self.is_async(),
+                    &quote!(#(#passed),*),
+                );
+                quote!({ #private::#reason(#breaker); #call })
+            })
+        };
+        let on_rejection = fallback(quote!(fallback_after_rejection))
+            .unwrap_or_else(|| quote!(#private::reject::<#ret>(#rejection)));
+        let on_failure = match breaker_args.fallback_on {
+            Some((FallbackOn::AnyError, _)) => fallback(quote!(fallback_after_failure)),
+            _ => None,
+        }
+        .unwrap_or_else(|| quote!(#outcome));
+        let await_ = self.await_();
+        quote! {
+            #resolve
+            match #through::<#ret, #holes>(#breaker, #how, #is_failure, #attempt) #await_ {
+                #private::RetryOutcome::Succeeded(#outcome) => #outcome,
+                #private::RetryOutcome::Failed(#outcome) => #on_failure,
+                #private::RetryOutcome::Rejected(#rejection) => #on_rejection,
+            }
+        }
+    }
+}
+
+/// What decides whether an error is retried: `retry_if`, else the error's
+/// own [`Classify`] if it has one, else every error.
+fn judge(args: &RetryArgs, private: &TokenStream, ret: &TokenStream) -> TokenStream {
+    let error = Ident::new("error", Span::mixed_site());
+    if let Some(path) = &args.retry_if {
+        return quote!(|#error: &_| #private::retry_if_verdict(#path(#error)));
+    }
+    quote! {
+        |#error: &<#ret as #private::Fallible>::Err| {
+            #[allow(unused_imports)]
+            use #private::{JudgeAny as _, JudgeClassified as _};
+            (&&&#private::RetryJudge::<<#ret as #private::Fallible>::Err>::new()).verdict(#error)
+        }
+    }
+}
+
+/// The builder chain of the keys.
+fn config(args: &RetryArgs, private: &TokenStream, fn_name: &str) -> TokenStream {
+    let duration = |duration: Duration| {
+        let (secs, nanos) = (duration.as_secs(), duration.subsec_nanos());
+        quote!(#private::Duration::new(#secs, #nanos))
+    };
+    let mut setters = Vec::new();
+    if let Some(retries) = args.max_retries {
+        setters.push(quote!(.max_retries(#retries)));
+    }
+    if let Some((base, _)) = args.base_delay {
+        let base = duration(base);
+        setters.push(quote!(.base_delay(#base)));
+    }
+    if let Some((max, _)) = args.max_delay {
+        let max = duration(max);
+        setters.push(quote!(.max_delay(#max)));
+    }
+    if let Some(base) = args.exponential_base {
+        setters.push(quote!(.exponential_base(#base)));
+    }
+    if let Some(variant) = &args.jitter {
+        setters.push(quote!(.jitter(#private::RetryJitter::#variant)));
+    }
+    if let Some(limit) = args.max_elapsed {
+        let limit = duration(limit);
+        setters.push(quote!(.max_elapsed(#limit)));
+    }
+    if let Some(budget) = &args.budget {
+        setters.push(quote!(.budget(#private::retry_budget(#budget))));
+    }
+    quote!(#private::retry_config(#fn_name, #private::RetryConfig::builder() #(#setters)*))
+}
+
+/// Each attempt's own copies of the arguments taken by value, bound to the
+/// same names; `&mut` arguments reborrowed.
+fn attempt_copies(sig: &syn::Signature, is_async: bool, private: &TokenStream) -> TokenStream {
+    let mut copies = TokenStream::new();
+    for input in &sig.inputs {
+        let FnArg::Typed(typed) = input else { continue };
+        let Pat::Ident(pat) = &*typed.pat else {
+            continue;
+        };
+        let ident = &pat.ident;
+        match &*typed.ty {
+            Type::Reference(reference) if reference.mutability.is_some() => {
+                if !is_async {
+                    copies.extend(quote!(let #ident = &mut *#ident;));
+                }
+            }
+            Type::Reference(_) => {}
+            _ => {
+                // Spanned at the argument, so "not `Clone`" points there.
+                let span = ident.span();
+                let clone = expand::respan(quote!(#private::clone_for_attempt), span);
+                let borrowed = Ident::new("argument", Span::mixed_site().located_at(span));
+                let mutability = &pat.mutability;
+                copies.extend(quote::quote_spanned! {span=>
+                    let #mutability #ident = {
+                        let #borrowed = &#ident;
+                        #clone(#borrowed)
+                    };
+                });
+            }
+        }
+    }
+    copies
+}
