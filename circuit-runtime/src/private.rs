@@ -675,7 +675,9 @@ pub enum RetryOutcome<R> {
 
 /// `#[retry]` above `#[circuit_breaker]`: every attempt goes through the
 /// breaker and is recorded by it, each retry is counted in its metrics,
-/// and a rejection ends the retries at once.
+/// and a rejection ends the retries at once. The first attempt takes the
+/// attribute's own closed path; everything after a failure is out of line.
+#[inline]
 pub fn retry_through<R, J, C, F>(
     breaker: &CircuitBreaker,
     config: &RetryConfig,
@@ -690,19 +692,44 @@ where
     F: FnMut() -> R,
 {
     crate::retry::record_first_attempt(config);
-    let mut attempts: Option<crate::retry::Attempts<'_>> = None;
+    match breaker.call_with_closed_inline(&is_failure, || attempt().into_result()) {
+        Ok(ok) => RetryOutcome::Succeeded(R::from_ok(ok)),
+        Err(CallError::Rejected(rejection)) => RetryOutcome::Rejected(rejection),
+        Err(CallError::Failed(error)) => {
+            retry_through_after(breaker, config, judge, is_failure, attempt, error)
+        }
+    }
+}
+
+/// The retries of [`retry_through`], after its first attempt failed.
+#[cold]
+#[inline(never)]
+fn retry_through_after<R, J, C, F>(
+    breaker: &CircuitBreaker,
+    config: &RetryConfig,
+    judge: J,
+    is_failure: C,
+    mut attempt: F,
+    mut error: R::Err,
+) -> RetryOutcome<R>
+where
+    R: Fallible,
+    J: Fn(&R::Err) -> RetryVerdict,
+    C: Fn(&R::Err) -> bool,
+    F: FnMut() -> R,
+{
+    let mut attempts = crate::retry::Attempts::new(config);
     loop {
-        let error = match breaker.call_with(&is_failure, || attempt().into_result()) {
-            Ok(ok) => return RetryOutcome::Succeeded(R::from_ok(ok)),
-            Err(CallError::Rejected(rejection)) => return RetryOutcome::Rejected(rejection),
-            Err(CallError::Failed(error)) => error,
-        };
-        let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config));
         let Some(delay) = attempts.next_wait(&judge(&error)) else {
             return RetryOutcome::Failed(R::from_err(error));
         };
         attempts.sleep_blocking(delay);
         breaker.count_retry();
+        error = match breaker.call_with(&is_failure, || attempt().into_result()) {
+            Ok(ok) => return RetryOutcome::Succeeded(R::from_ok(ok)),
+            Err(CallError::Rejected(rejection)) => return RetryOutcome::Rejected(rejection),
+            Err(CallError::Failed(error)) => error,
+        };
     }
 }
 

@@ -113,6 +113,7 @@ impl<'a> Attempts<'a> {
 
 /// Every first attempt earns its budget a share of a retry, whether or
 /// not it fails.
+#[inline]
 pub(crate) fn record_first_attempt(config: &RetryConfig) {
     if let Some(budget) = &config.budget {
         budget.record_first_attempt();
