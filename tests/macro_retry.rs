@@ -262,3 +262,53 @@ fn a_named_budget_is_shared_and_limits_retries() {
         "{retries} retries: at most half of 10 first attempts"
     );
 }
+
+static COUNTED: Flaky = Flaky::new(1);
+
+#[retry(max_retries = 2, base_delay = "0s")]
+#[circuit_breaker(name = "macro_retry.counted")]
+fn counted(fail_for_good: bool) -> Result<u32, ApiError> {
+    if fail_for_good {
+        Err(ApiError::Down)
+    } else {
+        COUNTED.attempt()
+    }
+}
+
+#[test]
+fn each_retried_call_is_counted_by_how_it_ended_and_each_retry_reported() {
+    let events = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&events);
+    registry().on_event(move |event| {
+        if let circuit_runtime::Event::Retry(retry) = event {
+            if retry.name == "macro_retry.counted" {
+                sink.lock()
+                    .unwrap()
+                    .push((retry.attempt, retry.delay, retry.category));
+            }
+        }
+    });
+    assert!(counted(false).is_ok(), "a retry, then success");
+    assert!(counted(false).is_ok(), "success at once");
+    assert!(counted(true).is_err(), "two retries, then the last error");
+    let calls = registered("macro_retry.counted").metrics().retry_calls;
+    assert_eq!(
+        (
+            calls.successful_without_retry,
+            calls.successful_with_retry,
+            calls.failed_with_retry,
+            calls.failed_without_retry,
+            calls.budget_exhausted
+        ),
+        (1, 1, 1, 0, 0)
+    );
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            (2, Duration::ZERO, None),
+            (2, Duration::ZERO, None),
+            (3, Duration::ZERO, None)
+        ],
+        "unclassified errors carry no category"
+    );
+}

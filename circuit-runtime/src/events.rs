@@ -56,6 +56,8 @@ pub enum Event {
     SlowCall(SlowCall),
     /// The breaker's options changed while it ran.
     Reconfiguration(Reconfiguration),
+    /// A `#[retry]` call through the breaker is about to try again.
+    Retry(RetryAttempt),
 }
 
 impl Event {
@@ -74,6 +76,7 @@ impl Event {
             Event::Fallback(fallback) => fallback.name,
             Event::SlowCall(slow) => slow.name,
             Event::Reconfiguration(reconfiguration) => reconfiguration.name,
+            Event::Retry(retry) => retry.name,
         }
     }
 
@@ -93,6 +96,7 @@ impl Event {
             Event::Fallback(_) => "fallback",
             Event::SlowCall(_) => "slow_call",
             Event::Reconfiguration(_) => "reconfiguration",
+            Event::Retry(_) => "retry",
         }
     }
 }
@@ -126,6 +130,18 @@ impl std::fmt::Display for Event {
                 slow.duration,
                 circuit_spec::duration::format(slow.threshold)
             ),
+            Event::Retry(retry) => {
+                write!(
+                    f,
+                    "circuit breaker '{name}' retries a call: attempt {} in {}",
+                    retry.attempt,
+                    circuit_spec::duration::format_millis_up(retry.delay)
+                )?;
+                match retry.category {
+                    Some(category) => write!(f, " after a {category} error"),
+                    None => Ok(()),
+                }
+            }
             Event::Reconfiguration(reconfiguration) => write!(
                 f,
                 "circuit breaker '{name}' was reconfigured: {} changed",
@@ -230,6 +246,43 @@ pub struct SlowCall {
     pub duration: Duration,
     /// The `slow_call_duration` it reached.
     pub threshold: Duration,
+}
+
+/// A retried call is about to make another attempt through the breaker:
+/// what [`Event::Retry`] carries.
+///
+/// ```
+/// use circuit_runtime::{circuit_breaker, registry, retry, Event, CircuitOpenError};
+///
+/// #[derive(Debug)]
+/// struct Flaky;
+/// impl From<CircuitOpenError> for Flaky {
+///     fn from(_: CircuitOpenError) -> Self { Flaky }
+/// }
+///
+/// #[retry(max_retries = 1, base_delay = "0s")]
+/// #[circuit_breaker(name = "docs.retry_event")]
+/// fn flaky() -> Result<(), Flaky> { Err(Flaky) }
+///
+/// registry().on_event(|event: &Event| {
+///     if let Event::Retry(retry) = event {
+///         assert_eq!((retry.name, retry.attempt), ("docs.retry_event", 2));
+///     }
+/// });
+/// assert!(flaky().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryAttempt {
+    /// The breaker's name.
+    pub name: &'static str,
+    /// The number of the attempt about to be made: 2 for the first retry.
+    pub attempt: u32,
+    /// The wait before it.
+    pub delay: Duration,
+    /// The category of the error that failed the last attempt, when the
+    /// error classifies itself.
+    pub category: Option<crate::retry::ErrorCategory>,
 }
 
 /// A breaker's options changed while it ran: what

@@ -93,9 +93,10 @@ pub use error::{CallError, CircuitOpenError, ConfigError, TimeoutError};
 #[cfg(feature = "toml")]
 pub use events::Reload;
 pub use events::{
-    Event, FallbackReason, FallbackRun, Reconfiguration, SlowCall, Transition, TransitionCause,
+    Event, FallbackReason, FallbackRun, Reconfiguration, RetryAttempt, SlowCall, Transition,
+    TransitionCause,
 };
-pub use metrics::Metrics;
+pub use metrics::{Metrics, RetryCalls};
 pub use registry::{registry, Conflict, Health, Registry, Snapshot};
 #[cfg(feature = "metrics")]
 pub use telemetry::facade::{set_metric_prefix, MetricPrefixError, MetricsPublisher};

@@ -49,6 +49,8 @@ pub struct Metrics {
     /// Attempts made by `#[retry]` after a failed attempt through this
     /// breaker (first attempts are not retries).
     pub retry_attempts: u64,
+    /// How the calls of `#[retry]` through this breaker ended.
+    pub retry_calls: RetryCalls,
     /// Calls, successful or not, that took at least `slow_call_duration`.
     pub slow_calls: u64,
     /// Transitions into `Open`.
@@ -74,6 +76,28 @@ pub struct Metrics {
     pub last_transition_at: Option<Instant>,
 }
 
+/// How the retried calls through a breaker ended: each call of a
+/// `#[retry]` function counts once, however many attempts it made.
+///
+/// ```
+/// let breaker = circuit_runtime::CircuitBreaker::new("search", Default::default());
+/// assert_eq!(breaker.metrics().retry_calls.successful_with_retry, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryCalls {
+    /// Succeeded at the first attempt.
+    pub successful_without_retry: u64,
+    /// Succeeded after one or more retries.
+    pub successful_with_retry: u64,
+    /// Failed (or were rejected) at the first attempt and were not retried.
+    pub failed_without_retry: u64,
+    /// Failed (or were rejected) after one or more retries.
+    pub failed_with_retry: u64,
+    /// Stopped because the retry budget was spent.
+    pub budget_exhausted: u64,
+}
+
 /// Which monotonic counter an event bumps.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Counter {
@@ -85,9 +109,14 @@ pub(crate) enum Counter {
     FallbackAfterRejection = 5,
     FallbackAfterFailure = 6,
     RetryAttempt = 7,
+    RetrySucceededFirst = 8,
+    RetrySucceededLater = 9,
+    RetryFailedFirst = 10,
+    RetryFailedLater = 11,
+    RetryBudgetExhausted = 12,
 }
 
-const COUNTERS: usize = 8;
+const COUNTERS: usize = 13;
 
 /// One thread's counters, alone on their cache lines so threads bumping
 /// their own stripes never invalidate each other's lines.
@@ -127,6 +156,16 @@ impl CallCounters {
         }
     }
 
+    pub(crate) fn retry_calls(&self) -> RetryCalls {
+        RetryCalls {
+            successful_without_retry: self.get(Counter::RetrySucceededFirst),
+            successful_with_retry: self.get(Counter::RetrySucceededLater),
+            failed_without_retry: self.get(Counter::RetryFailedFirst),
+            failed_with_retry: self.get(Counter::RetryFailedLater),
+            budget_exhausted: self.get(Counter::RetryBudgetExhausted),
+        }
+    }
+
     pub(crate) fn get(&self, counter: Counter) -> u64 {
         self.stripes
             .iter()
@@ -152,6 +191,7 @@ impl std::fmt::Debug for CallCounters {
                 &self.get(Counter::FallbackAfterFailure),
             )
             .field("retry_attempts", &self.get(Counter::RetryAttempt))
+            .field("retry_calls", &self.retry_calls())
             .finish()
     }
 }

@@ -587,6 +587,7 @@ impl<E> JudgeAny<E> for &RetryJudge<E> {
         RetryVerdict {
             retry: true,
             hint: None,
+            category: None,
         }
     }
 }
@@ -594,7 +595,11 @@ impl<E> JudgeAny<E> for &RetryJudge<E> {
 /// The verdict of a `retry_if` predicate.
 #[inline]
 pub fn retry_if_verdict(retry: bool) -> RetryVerdict {
-    RetryVerdict { retry, hint: None }
+    RetryVerdict {
+        retry,
+        hint: None,
+        category: None,
+    }
 }
 
 /// An argument each attempt of a `#[retry]` function gets a copy of.
@@ -693,8 +698,14 @@ where
 {
     crate::retry::record_first_attempt(config);
     match breaker.call_with_closed_inline(&is_failure, || attempt().into_result()) {
-        Ok(ok) => RetryOutcome::Succeeded(R::from_ok(ok)),
-        Err(CallError::Rejected(rejection)) => RetryOutcome::Rejected(rejection),
+        Ok(ok) => {
+            breaker.count_retried_call(true, 1, false);
+            RetryOutcome::Succeeded(R::from_ok(ok))
+        }
+        Err(CallError::Rejected(rejection)) => {
+            breaker.count_retried_call(false, 1, false);
+            RetryOutcome::Rejected(rejection)
+        }
         Err(CallError::Failed(error)) => {
             retry_through_after(breaker, config, judge, is_failure, attempt, error)
         }
@@ -720,14 +731,22 @@ where
 {
     let mut attempts = crate::retry::Attempts::new(config);
     loop {
-        let Some(delay) = attempts.next_wait(&judge(&error)) else {
+        let verdict = judge(&error);
+        let Some(delay) = attempts.next_wait(&verdict) else {
+            breaker.count_retried_call(false, attempts.made(), attempts.budget_spent());
             return RetryOutcome::Failed(R::from_err(error));
         };
+        breaker.count_retry(attempts.made(), delay, verdict.category);
         attempts.sleep_blocking(delay);
-        breaker.count_retry();
         error = match breaker.call_with(&is_failure, || attempt().into_result()) {
-            Ok(ok) => return RetryOutcome::Succeeded(R::from_ok(ok)),
-            Err(CallError::Rejected(rejection)) => return RetryOutcome::Rejected(rejection),
+            Ok(ok) => {
+                breaker.count_retried_call(true, attempts.made(), false);
+                return RetryOutcome::Succeeded(R::from_ok(ok));
+            }
+            Err(CallError::Rejected(rejection)) => {
+                breaker.count_retried_call(false, attempts.made(), false);
+                return RetryOutcome::Rejected(rejection);
+            }
             Err(CallError::Failed(error)) => error,
         };
     }
@@ -755,17 +774,26 @@ where
     loop {
         let next = attempt();
         let call = breaker.call_async_with(&is_failure, async move { next.await.into_result() });
+        let made = attempts.as_ref().map_or(1, crate::retry::Attempts::made);
         let error = match call.await {
-            Ok(ok) => return RetryOutcome::Succeeded(R::from_ok(ok)),
-            Err(CallError::Rejected(rejection)) => return RetryOutcome::Rejected(rejection),
+            Ok(ok) => {
+                breaker.count_retried_call(true, made, false);
+                return RetryOutcome::Succeeded(R::from_ok(ok));
+            }
+            Err(CallError::Rejected(rejection)) => {
+                breaker.count_retried_call(false, made, false);
+                return RetryOutcome::Rejected(rejection);
+            }
             Err(CallError::Failed(error)) => error,
         };
         let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config));
-        let Some(delay) = attempts.next_wait(&judge(&error)) else {
+        let verdict = judge(&error);
+        let Some(delay) = attempts.next_wait(&verdict) else {
+            breaker.count_retried_call(false, attempts.made(), attempts.budget_spent());
             return RetryOutcome::Failed(R::from_err(error));
         };
+        breaker.count_retry(attempts.made(), delay, verdict.category);
         sleeper.sleep(delay).await;
-        breaker.count_retry();
     }
 }
 

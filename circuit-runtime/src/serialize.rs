@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use crate::{Health, Metrics, Snapshot, State, Transition, TransitionCause};
+use crate::{Health, Metrics, RetryCalls, Snapshot, State, Transition, TransitionCause};
 
 impl Serialize for State {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -69,7 +69,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 impl Serialize for Metrics {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("Metrics", 18)?;
+        let mut out = serializer.serialize_struct("Metrics", 19)?;
         out.serialize_field("total_calls", &self.total_calls)?;
         out.serialize_field("successful_calls", &self.successful_calls)?;
         out.serialize_field("failed_calls", &self.failed_calls)?;
@@ -78,6 +78,7 @@ impl Serialize for Metrics {
         out.serialize_field("fallbacks_after_rejection", &self.fallbacks_after_rejection)?;
         out.serialize_field("fallbacks_after_failure", &self.fallbacks_after_failure)?;
         out.serialize_field("retry_attempts", &self.retry_attempts)?;
+        out.serialize_field("retry_calls", &self.retry_calls)?;
         out.serialize_field("slow_calls", &self.slow_calls)?;
         out.serialize_field("times_opened", &self.times_opened)?;
         out.serialize_field("times_half_opened", &self.times_half_opened)?;
@@ -91,6 +92,18 @@ impl Serialize for Metrics {
             "last_transition_at",
             &self.last_transition_at.map(wall_clock),
         )?;
+        out.end()
+    }
+}
+
+impl Serialize for RetryCalls {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("RetryCalls", 5)?;
+        out.serialize_field("successful_without_retry", &self.successful_without_retry)?;
+        out.serialize_field("successful_with_retry", &self.successful_with_retry)?;
+        out.serialize_field("failed_without_retry", &self.failed_without_retry)?;
+        out.serialize_field("failed_with_retry", &self.failed_with_retry)?;
+        out.serialize_field("budget_exhausted", &self.budget_exhausted)?;
         out.end()
     }
 }

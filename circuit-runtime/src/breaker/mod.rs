@@ -212,9 +212,37 @@ impl CircuitBreaker {
         self.name.as_str()
     }
 
-    /// Counts one retry attempt made through this breaker.
-    pub(crate) fn count_retry(&self) {
+    /// Counts a retry attempt made through this breaker, and reports it:
+    /// attempt number `attempt`, after `delay`.
+    #[cold]
+    pub(crate) fn count_retry(
+        &self,
+        attempt: u32,
+        delay: std::time::Duration,
+        category: Option<crate::retry::ErrorCategory>,
+    ) {
         self.counters.add(Counter::RetryAttempt);
+        if self.is_observed() {
+            self.emit(&crate::Event::Retry(crate::RetryAttempt {
+                name: self.static_name(),
+                attempt,
+                delay,
+                category,
+            }));
+        }
+    }
+
+    /// Counts how a retried call through this breaker ended.
+    #[inline]
+    pub(crate) fn count_retried_call(&self, succeeded: bool, attempts: u32, budget_spent: bool) {
+        self.counters
+            .add(match (succeeded, attempts, budget_spent) {
+                (true, 1, _) => Counter::RetrySucceededFirst,
+                (true, _, _) => Counter::RetrySucceededLater,
+                (false, _, true) => Counter::RetryBudgetExhausted,
+                (false, 1, false) => Counter::RetryFailedFirst,
+                (false, _, false) => Counter::RetryFailedLater,
+            });
     }
 
     /// The name as interned, for the life of the program.
@@ -371,6 +399,7 @@ impl CircuitBreaker {
             fallbacks_after_rejection: self.counters.get(Counter::FallbackAfterRejection),
             fallbacks_after_failure: self.counters.get(Counter::FallbackAfterFailure),
             retry_attempts: self.counters.get(Counter::RetryAttempt),
+            retry_calls: self.counters.retry_calls(),
             slow_calls: self.counters.get(Counter::Slow),
             times_opened: self.times_opened.load(Ordering::Relaxed),
             times_half_opened: self.times_half_opened.load(Ordering::Relaxed),

@@ -53,6 +53,8 @@ pub struct RetryVerdict {
     pub retry: bool,
     /// How long the dependency asked to wait, if it did.
     pub hint: Option<Duration>,
+    /// The error's category, when it classifies itself.
+    pub category: Option<super::ErrorCategory>,
 }
 
 /// One retried call's bookkeeping: its delays, its time, its budget.
@@ -63,6 +65,7 @@ pub(crate) struct Attempts<'a> {
     started: u64,
     /// Attempts made so far.
     made: u32,
+    budget_spent: bool,
 }
 
 impl<'a> Attempts<'a> {
@@ -75,7 +78,18 @@ impl<'a> Attempts<'a> {
             timeline,
             started,
             made: 1,
+            budget_spent: false,
         }
+    }
+
+    /// Attempts made so far.
+    pub(crate) fn made(&self) -> u32 {
+        self.made
+    }
+
+    /// Whether the last `next_wait` gave up because the budget was spent.
+    pub(crate) fn budget_spent(&self) -> bool {
+        self.budget_spent
     }
 
     /// The wait before the next attempt, or `None` to give up with the
@@ -95,6 +109,7 @@ impl<'a> Attempts<'a> {
         }
         if let Some(budget) = &self.config.budget {
             if !budget.try_retry() {
+                self.budget_spent = true;
                 return None;
             }
         }
@@ -121,9 +136,11 @@ pub(crate) fn record_first_attempt(config: &RetryConfig) {
 }
 
 pub(crate) fn classified<E: Classify>(error: &E) -> RetryVerdict {
+    let category = error.category();
     RetryVerdict {
-        retry: error.category().is_retryable(),
+        retry: category.is_retryable(),
         hint: error.retry_after(),
+        category: Some(category),
     }
 }
 
@@ -193,6 +210,7 @@ where
         |error| RetryVerdict {
             retry: should_retry(error),
             hint: None,
+            category: None,
         },
         attempt,
     )
@@ -292,6 +310,7 @@ where
     let judge = |error: &E| RetryVerdict {
         retry: should_retry(error),
         hint: None,
+        category: None,
     };
     retry_async_judged(config, sleeper, judge, attempt).await
 }

@@ -29,6 +29,7 @@ struct MetricNames {
     calls: &'static str,
     transitions: &'static str,
     fallback_calls: &'static str,
+    retry_calls: &'static str,
     failure_rate: &'static str,
     slow_call_rate: &'static str,
     call_duration: &'static str,
@@ -51,6 +52,7 @@ impl MetricNames {
             calls: name("calls_total"),
             transitions: name("transitions_total"),
             fallback_calls: name("fallback_calls_total"),
+            retry_calls: name("retry_calls_total"),
             failure_rate: name("failure_rate"),
             slow_call_rate: name("slow_call_rate"),
             call_duration: name("call_duration_seconds"),
@@ -171,7 +173,7 @@ pub(crate) fn record(breaker: &CircuitBreaker, event: &Event) {
 }
 
 /// The counters a breaker publishes, in the order of [`Published::counts`].
-const PUBLISHED_COUNTERS: usize = 6;
+const PUBLISHED_COUNTERS: usize = 11;
 
 /// What the facade was last told about one breaker.
 #[derive(Default)]
@@ -236,6 +238,10 @@ fn describe(names: &MetricNames) {
         names.fallback_calls,
         "Fallbacks run, by reason: rejected or failed"
     );
+    describe_counter!(
+        names.retry_calls,
+        "Calls of #[retry] functions through the breaker, by how they ended"
+    );
     describe_gauge!(
         names.failure_rate,
         "Share of failures in the window, 0 to 1, once it holds minimum_calls (NaN while a fresh window holds fewer)"
@@ -289,6 +295,36 @@ impl CircuitBreaker {
                 "failed",
                 metrics.fallbacks_after_failure,
             ),
+            (
+                names.retry_calls,
+                "result",
+                "successful_without_retry",
+                metrics.retry_calls.successful_without_retry,
+            ),
+            (
+                names.retry_calls,
+                "result",
+                "successful_with_retry",
+                metrics.retry_calls.successful_with_retry,
+            ),
+            (
+                names.retry_calls,
+                "result",
+                "failed_without_retry",
+                metrics.retry_calls.failed_without_retry,
+            ),
+            (
+                names.retry_calls,
+                "result",
+                "failed_with_retry",
+                metrics.retry_calls.failed_with_retry,
+            ),
+            (
+                names.retry_calls,
+                "result",
+                "budget_exhausted",
+                metrics.retry_calls.budget_exhausted,
+            ),
         ];
         for ((metric, label, value, count), published) in
             counts.into_iter().zip(&self.facade.counts)
@@ -334,6 +370,7 @@ impl Registry {
     /// | `circuit_breaker_calls_total` | counter | `name`, `result`: `success`, `failure`, `ignored`, `rejected` |
     /// | `circuit_breaker_transitions_total` | counter, counted as transitions happen | `name`, `from_state`, `to_state` |
     /// | `circuit_breaker_fallback_calls_total` | counter | `name`, `reason`: `rejected`, `failed` |
+    /// | `circuit_breaker_retry_calls_total` | counter | `name`, `result`: `successful_without_retry`, `successful_with_retry`, `failed_without_retry`, `failed_with_retry`, `budget_exhausted` |
     /// | `circuit_breaker_failure_rate` | gauge, 0 to 1, once the window holds `minimum_calls` | `name` |
     /// | `circuit_breaker_slow_call_rate` | gauge, 0 to 1, likewise | `name` |
     /// | `circuit_breaker_call_duration_seconds` | histogram, breakers with a `slow_call_duration` only | `name` |

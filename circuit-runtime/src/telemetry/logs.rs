@@ -1,7 +1,7 @@
 //! Events as `tracing` events, under the target `circuit_runtime`: a
 //! breaker opening is a warning, any other state change or a
 //! reconfiguration is information, and what happens to single calls
-//! (rejections, fallbacks, slow calls) is debug.
+//! (rejections, fallbacks, slow calls, retries) is debug.
 
 use circuit_spec::duration::{format, format_millis_up};
 use tracing::{debug, enabled, info, warn, Level};
@@ -34,7 +34,8 @@ pub(super) fn record(event: &Event) {
         // The events of single calls: nothing formatted unless a
         // subscriber wants them (a transition hook alone makes them be
         // emitted, not logged).
-        Event::Rejection(_) | Event::Fallback(_) | Event::SlowCall(_) if !wants_call_events() => {}
+        Event::Rejection(_) | Event::Fallback(_) | Event::SlowCall(_) | Event::Retry(_)
+            if !wants_call_events() => {}
         Event::Rejection(rejection) => {
             let state = rejection.state().as_str();
             // Recorded only when known: an open breaker's time left.
@@ -50,6 +51,11 @@ pub(super) fn record(event: &Event) {
             let duration = format_millis_up(slow.duration);
             let threshold = format(slow.threshold);
             debug!(target: "circuit_runtime", breaker, duration, threshold, "slow call");
+        }
+        Event::Retry(retry) => {
+            let (attempt, delay) = (retry.attempt, format_millis_up(retry.delay));
+            let category = retry.category.map(crate::retry::ErrorCategory::as_str);
+            debug!(target: "circuit_runtime", breaker, attempt, delay, category, "retrying call");
         }
         Event::Reconfiguration(change) => {
             let changed = change.changed.join(",");
