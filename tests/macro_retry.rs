@@ -230,6 +230,17 @@ fn an_async_fn_waits_with_its_sleeper_through_the_backoff() {
         "doubling from 100 ms, capped at 300 ms"
     );
     assert_eq!(registered("macro_retry.async").metrics().retry_attempts, 3);
+
+    assert_eq!(futures::executor::block_on(fetch_async(6)), Ok(6), "at once");
+    let metrics = registered("macro_retry.async").metrics();
+    assert_eq!(metrics.successful_calls, 2, "each success counted once");
+    assert_eq!(
+        (
+            metrics.retry_calls.successful_with_retry,
+            metrics.retry_calls.successful_without_retry
+        ),
+        (1, 1)
+    );
 }
 
 static BUDGETED: AtomicU32 = AtomicU32::new(0);
@@ -291,7 +302,13 @@ fn each_retried_call_is_counted_by_how_it_ended_and_each_retry_reported() {
     assert!(counted(false).is_ok(), "a retry, then success");
     assert!(counted(false).is_ok(), "success at once");
     assert!(counted(true).is_err(), "two retries, then the last error");
-    let calls = registered("macro_retry.counted").metrics().retry_calls;
+    let metrics = registered("macro_retry.counted").metrics();
+    assert_eq!(
+        (metrics.successful_calls, metrics.failed_calls),
+        (2, 4),
+        "each attempt counted once by the breaker"
+    );
+    let calls = metrics.retry_calls;
     assert_eq!(
         (
             calls.successful_without_retry,

@@ -114,9 +114,12 @@ pub(crate) enum Counter {
     RetryFailedFirst = 10,
     RetryFailedLater = 11,
     RetryBudgetExhausted = 12,
+    /// A first-attempt success of an async `#[retry]` call, which the
+    /// breaker also counted as a plain success.
+    RetrySucceededFirstAlsoCounted = 13,
 }
 
-const COUNTERS: usize = 13;
+const COUNTERS: usize = 14;
 
 /// One thread's counters, alone on their cache lines so threads bumping
 /// their own stripes never invalidate each other's lines.
@@ -158,7 +161,8 @@ impl CallCounters {
 
     pub(crate) fn retry_calls(&self) -> RetryCalls {
         RetryCalls {
-            successful_without_retry: self.get(Counter::RetrySucceededFirst),
+            successful_without_retry: self.get(Counter::RetrySucceededFirst)
+                + self.get(Counter::RetrySucceededFirstAlsoCounted),
             successful_with_retry: self.get(Counter::RetrySucceededLater),
             failed_without_retry: self.get(Counter::RetryFailedFirst),
             failed_with_retry: self.get(Counter::RetryFailedLater),

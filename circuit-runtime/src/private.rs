@@ -424,7 +424,12 @@ where
     C: Fn(&R::Err) -> bool,
     F: FnOnce() -> R,
 {
-    permit.run(body, R::error, is_failure)
+    permit.run(
+        body,
+        R::error,
+        is_failure,
+        crate::breaker::permit::Verdict::Success,
+    )
 }
 
 /// Runs an async body under an admitted permit and records its outcome.
@@ -697,11 +702,11 @@ where
     F: FnMut() -> R,
 {
     crate::retry::record_first_attempt(config);
-    match breaker.call_with_closed_inline(&is_failure, || attempt().into_result()) {
-        Ok(ok) => {
-            breaker.count_retried_call(true, 1, false);
-            RetryOutcome::Succeeded(R::from_ok(ok))
-        }
+    // A first-attempt success is counted as the retry's in place of the
+    // plain success: the common case costs no counter of its own.
+    let first_success = crate::breaker::permit::Verdict::FirstRetrySuccess;
+    match breaker.call_closed_inline_as(&is_failure, || attempt().into_result(), first_success) {
+        Ok(ok) => RetryOutcome::Succeeded(R::from_ok(ok)),
         Err(CallError::Rejected(rejection)) => {
             breaker.count_retried_call(false, 1, false);
             RetryOutcome::Rejected(rejection)

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::permit::{InFlight, Permit};
+use super::permit::{InFlight, Permit, Verdict};
 use super::words::{is_closed, state_of};
 use super::{CircuitBreaker, State};
 use crate::error::{CallError, TimeoutError};
@@ -68,7 +68,7 @@ impl CircuitBreaker {
         // closed path's overhead. Apart, the permit stays in registers.
         let word = self.state.load(Ordering::Acquire);
         if is_closed(word) {
-            return Self::run(self.admit_closed(word), is_failure, f);
+            return Self::run(self.admit_closed(word), is_failure, f, Verdict::Success);
         }
         // The common rejection, built straight into the caller's return
         // slot: returned from another function, its copy stalled.
@@ -79,7 +79,7 @@ impl CircuitBreaker {
                 ));
             }
         }
-        self.call_with_slow(word, is_failure, f)
+        self.call_with_slow(word, is_failure, f, Verdict::Success)
     }
 
     /// [`call_with`](Self::call_with) with only the closed path inline, for
@@ -93,11 +93,25 @@ impl CircuitBreaker {
         is_failure: impl Fn(&E) -> bool,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, CallError<E>> {
+        self.call_closed_inline_as(is_failure, f, Verdict::Success)
+    }
+
+    /// [`call_with_closed_inline`](Self::call_with_closed_inline) whose
+    /// success is recorded as `success`: `Verdict::FirstRetrySuccess` for
+    /// the first attempt of a `#[retry]` call, counted in place of the
+    /// plain success so the retry costs no counter of its own.
+    #[inline]
+    pub(crate) fn call_closed_inline_as<T, E>(
+        &self,
+        is_failure: impl Fn(&E) -> bool,
+        f: impl FnOnce() -> Result<T, E>,
+        success: Verdict,
+    ) -> Result<T, CallError<E>> {
         let word = self.state.load(Ordering::Acquire);
         if is_closed(word) {
-            return Self::run(self.admit_closed(word), is_failure, f);
+            return Self::run(self.admit_closed(word), is_failure, f, success);
         }
-        self.call_with_slow(word, is_failure, f)
+        self.call_with_slow(word, is_failure, f, success)
     }
 
     #[cold]
@@ -107,6 +121,7 @@ impl CircuitBreaker {
         word: u64,
         is_failure: impl Fn(&E) -> bool,
         f: impl FnOnce() -> Result<T, E>,
+        success: Verdict,
     ) -> Result<T, CallError<E>> {
         // The open rejection once more, for `call_with_closed_inline`,
         // built straight into the caller's return slot.
@@ -118,7 +133,7 @@ impl CircuitBreaker {
             }
         }
         let permit = self.try_acquire_slow(word).map_err(CallError::Rejected)?;
-        Self::run(permit, is_failure, f)
+        Self::run(permit, is_failure, f, success)
     }
 
     #[inline]
@@ -126,9 +141,10 @@ impl CircuitBreaker {
         permit: Permit<'_>,
         is_failure: impl Fn(&E) -> bool,
         f: impl FnOnce() -> Result<T, E>,
+        success: Verdict,
     ) -> Result<T, CallError<E>> {
         permit
-            .run(f, |result| result.as_ref().err(), is_failure)
+            .run(f, |result| result.as_ref().err(), is_failure, success)
             .map_err(CallError::Failed)
     }
 

@@ -237,7 +237,9 @@ impl CircuitBreaker {
     pub(crate) fn count_retried_call(&self, succeeded: bool, attempts: u32, budget_spent: bool) {
         self.counters
             .add(match (succeeded, attempts, budget_spent) {
-                (true, 1, _) => Counter::RetrySucceededFirst,
+                // The sync path counts this one in place of the plain
+                // success; the async path here, after the plain success.
+                (true, 1, _) => Counter::RetrySucceededFirstAlsoCounted,
                 (true, _, _) => Counter::RetrySucceededLater,
                 (false, _, true) => Counter::RetryBudgetExhausted,
                 (false, 1, false) => Counter::RetryFailedFirst,
@@ -386,7 +388,10 @@ impl CircuitBreaker {
             .windows
             .current()
             .map(|window| window.tally(self.timeline.now_nanos()));
-        let successful_calls = self.counters.get(Counter::Successful);
+        // First-attempt successes of `#[retry]` calls are counted apart,
+        // in place of the plain success (see `Verdict::FirstRetrySuccess`).
+        let successful_calls = self.counters.get(Counter::Successful)
+            + self.counters.get(Counter::RetrySucceededFirst);
         let failed_calls = self.counters.get(Counter::Failed);
         let ignored_calls = self.counters.get(Counter::Ignored);
         let at = |nanos: u64| (nanos != 0).then(|| self.timeline.instant(nanos));

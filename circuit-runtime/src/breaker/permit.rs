@@ -71,6 +71,9 @@ pub(crate) enum Verdict {
     Released,
     /// Cut off at its time limit: a failure, and a slow call.
     TimedOut,
+    /// A success at the first attempt of a `#[retry]` call: a success,
+    /// counted as the retry's instead of the plain one.
+    FirstRetrySuccess,
 }
 
 impl<'a> Permit<'a> {
@@ -142,9 +145,14 @@ impl<'a> Permit<'a> {
     /// return an error, and every error counts unless classified otherwise).
     #[allow(clippy::inline_always)] // measured: see `run`
     #[inline(always)]
-    pub(crate) fn record_error<E>(self, error: Option<&E>, is_failure: impl Fn(&E) -> bool) {
+    pub(crate) fn record_error<E>(
+        self,
+        error: Option<&E>,
+        is_failure: impl Fn(&E) -> bool,
+        success: Verdict,
+    ) {
         match error {
-            None => self.record_success(),
+            None => self.give_verdict(success),
             Some(err) if is_failure(err) => self.record_failure(),
             Some(_) => self.record_ignored(),
         }
@@ -167,10 +175,11 @@ impl<'a> Permit<'a> {
         body: impl FnOnce() -> R,
         error: impl FnOnce(&R) -> Option<&E>,
         is_failure: impl Fn(&E) -> bool,
+        success: Verdict,
     ) -> R {
         self.dropped_as = Verdict::Failure;
         let outcome = body();
-        self.finish(error(&outcome), is_failure);
+        self.finish(error(&outcome), is_failure, success);
         outcome
     }
 
@@ -197,9 +206,14 @@ impl<'a> Permit<'a> {
     /// error counts unless classified otherwise).
     #[allow(clippy::inline_always)] // measured: see `run`
     #[inline(always)]
-    pub(crate) fn finish<E>(mut self, error: Option<&E>, is_failure: impl Fn(&E) -> bool) {
+    pub(crate) fn finish<E>(
+        mut self,
+        error: Option<&E>,
+        is_failure: impl Fn(&E) -> bool,
+        success: Verdict,
+    ) {
         self.dropped_as = Verdict::Failure;
-        self.record_error(error, is_failure);
+        self.record_error(error, is_failure, success);
     }
 
     /// Records the verdict `judge` returns, as a call's own body would: a
@@ -338,7 +352,7 @@ impl<'a, F: Future, C> InFlight<'a, F, C> {
             return Poll::Pending;
         };
         if let Some(permit) = this.permit.take() {
-            permit.finish(error(&outcome), &*this.is_failure);
+            permit.finish(error(&outcome), &*this.is_failure, Verdict::Success);
         }
         Poll::Ready(Ok(outcome))
     }

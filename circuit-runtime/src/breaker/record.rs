@@ -26,12 +26,18 @@ impl CircuitBreaker {
     #[allow(clippy::inline_always)] // measured, above
     #[inline(always)]
     pub(super) fn record_outcome(&self, admission: Admission, verdict: Verdict) {
-        if verdict == Verdict::Success
+        // Folded away: every caller passes a constant verdict.
+        let success_counter = if verdict == Verdict::FirstRetrySuccess {
+            Counter::RetrySucceededFirst
+        } else {
+            Counter::Successful
+        };
+        if matches!(verdict, Verdict::Success | Verdict::FirstRetrySuccess)
             && admission.state == State::Closed
             && admission.started_at == 0
             && !self.windows.in_use()
         {
-            self.counters.add(Counter::Successful);
+            self.counters.add(success_counter);
             self.end_closed_failure_run(&admission);
         } else {
             // Field by field: the 24-byte `Admission` would be passed
@@ -65,21 +71,27 @@ impl CircuitBreaker {
         let timed = admission.started_at != 0
             && matches!(
                 verdict,
-                Verdict::Success | Verdict::Failure | Verdict::Ignored | Verdict::TimedOut
+                Verdict::Success
+                    | Verdict::FirstRetrySuccess
+                    | Verdict::Failure
+                    | Verdict::Ignored
+                    | Verdict::TimedOut
             )
             && self.time_call(admission.started_at);
         // A call cut off at its time limit ran too long by definition.
         let slow = timed || verdict == Verdict::TimedOut;
-        let verdict = match verdict {
-            Verdict::TimedOut => Verdict::Failure,
-            verdict => verdict,
-        };
         match verdict {
             Verdict::Success => self.counters.add(Counter::Successful),
+            Verdict::FirstRetrySuccess => self.counters.add(Counter::RetrySucceededFirst),
             Verdict::Failure | Verdict::TimedOut => self.counters.add(Counter::Failed),
             Verdict::Ignored => self.counters.add(Counter::Ignored),
             Verdict::Released => {}
         }
+        let verdict = match verdict {
+            Verdict::TimedOut => Verdict::Failure,
+            Verdict::FirstRetrySuccess => Verdict::Success,
+            verdict => verdict,
+        };
         if slow {
             self.counters.add(Counter::Slow);
         }
