@@ -231,7 +231,11 @@ fn an_async_fn_waits_with_its_sleeper_through_the_backoff() {
     );
     assert_eq!(registered("macro_retry.async").metrics().retry_attempts, 3);
 
-    assert_eq!(futures::executor::block_on(fetch_async(6)), Ok(6), "at once");
+    assert_eq!(
+        futures::executor::block_on(fetch_async(6)),
+        Ok(6),
+        "at once"
+    );
     let metrics = registered("macro_retry.async").metrics();
     assert_eq!(metrics.successful_calls, 2, "each success counted once");
     assert_eq!(

@@ -147,3 +147,84 @@ fn any_executor_and_any_sleeper_work() {
     ));
     assert_eq!(ready, Ok(7), "a call ready at once is never cut off");
 }
+
+mod attribute {
+    //! `timeout` on `#[circuit_breaker]`: the same limit, written once.
+
+    use super::*;
+    use circuit_runtime::{circuit_breaker, registry, CircuitOpenError};
+
+    #[derive(Debug, PartialEq)]
+    enum ApiError {
+        TimedOut(Duration),
+        Unavailable,
+    }
+
+    impl From<TimeoutError> for ApiError {
+        fn from(timeout: TimeoutError) -> Self {
+            ApiError::TimedOut(timeout.limit())
+        }
+    }
+
+    impl From<CircuitOpenError> for ApiError {
+        fn from(_: CircuitOpenError) -> Self {
+            ApiError::Unavailable
+        }
+    }
+
+    #[circuit_breaker(
+        name = "limits.attribute",
+        failure_threshold = 2,
+        timeout = "2s",
+        sleeper = tokio::time::sleep
+    )]
+    async fn report(takes: Duration) -> Result<&'static str, ApiError> {
+        tokio::time::sleep(takes).await;
+        Ok("report")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_call_times_out_and_counts_toward_opening() {
+        assert_eq!(report(secs(1)).await, Ok("report"));
+        let start = tokio::time::Instant::now();
+        assert_eq!(report(secs(60)).await, Err(ApiError::TimedOut(secs(2))));
+        assert_eq!(start.elapsed(), secs(2));
+        assert_eq!(report(secs(60)).await, Err(ApiError::TimedOut(secs(2))));
+        let breaker = registry().get("limits.attribute").unwrap();
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(report(secs(1)).await, Err(ApiError::Unavailable));
+        let metrics = breaker.metrics();
+        assert_eq!((metrics.failed_calls, metrics.slow_calls), (2, 2));
+    }
+
+    #[circuit_breaker(
+        name = "limits.attribute_fallback",
+        timeout = "1s",
+        sleeper = tokio::time::sleep,
+        fallback = cached,
+        fallback_on = "any_error"
+    )]
+    async fn quote(takes: Duration) -> Result<&'static str, ApiError> {
+        tokio::time::sleep(takes).await;
+        Ok("fresh")
+    }
+
+    #[allow(clippy::unused_async)] // a fallback of an `async fn` is one too
+    async fn cached(_takes: Duration) -> Result<&'static str, ApiError> {
+        Ok("cached")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_call_goes_to_the_fallback() {
+        assert_eq!(quote(Duration::from_millis(500)).await, Ok("fresh"));
+        assert_eq!(quote(secs(5)).await, Ok("cached"));
+        let metrics = registry()
+            .get("limits.attribute_fallback")
+            .unwrap()
+            .metrics();
+        assert_eq!(
+            (metrics.failed_calls, metrics.fallbacks_after_failure),
+            (1, 1)
+        );
+    }
+}

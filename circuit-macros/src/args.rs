@@ -21,6 +21,8 @@ const OTHER_KEYS: &[(&str, &str)] = &[
     ("fallback_on", "\"any_error\""),
     ("is_failure", "is_transient"),
     ("config", "quotes_config"),
+    ("timeout", "\"2s\""),
+    ("sleeper", "tokio::time::sleep"),
     ("crate", "\"circuit_runtime\""),
 ];
 
@@ -34,6 +36,10 @@ pub struct Args {
     pub is_failure: Option<Path>,
     /// The `config` key and its path.
     pub config: Option<(Ident, Path)>,
+    /// An `async fn`'s time limit, and where it is written.
+    pub timeout: Option<(std::time::Duration, Span)>,
+    /// What measures `timeout`.
+    pub sleeper: Option<Path>,
     /// Runtime options, in the order written.
     pub options: Vec<ConfigOption>,
     /// Every key seen, to reject duplicates.
@@ -183,6 +189,20 @@ impl Args {
             "is_failure" => path(&key, &value).map(|path| self.is_failure = Some(path)),
             "config" => path(&key, &value).map(|path| self.config = Some((key.clone(), path))),
             "fallback_on" => fallback_on(&key, &value).map(|on| self.fallback_on = Some(on)),
+            "sleeper" => path(&key, &value).map(|path| self.sleeper = Some(path)),
+            "timeout" => lit_str(&key, &value).and_then(|lit| {
+                let limit = circuit_spec::duration::parse(&lit.value()).map_err(|problem| {
+                    syn::Error::new(lit.span(), format!("`timeout`: {problem}"))
+                })?;
+                if limit.is_zero() {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`timeout` must be greater than zero: write `timeout = \"2s\"`",
+                    ));
+                }
+                self.timeout = Some((limit, lit.span()));
+                Ok(())
+            }),
             _ => {
                 let option = Key::from_name(&name).expect("known option");
                 option_value(option, &value).map(|parsed| {

@@ -382,6 +382,14 @@ fn breaker_below(function: &Function, errors: &mut Errors) -> Option<(usize, Arg
     let mut breaker_errors = Errors::default();
     let args = args::parse(tokens, &mut breaker_errors);
     validate::check(&args, Some(function), &mut breaker_errors);
+    if let Some((_, span)) = args.timeout {
+        breaker_errors.push(syn::Error::new(
+            span,
+            "`timeout` on a `#[circuit_breaker]` under `#[retry]` is not supported yet: the \
+             limit would not reach each attempt; remove it, or call \
+             `CircuitBreaker::call_async_timeout` inside the function",
+        ));
+    }
     if let Some(error) = breaker_errors.into_error() {
         errors.push(error);
     }

@@ -37,6 +37,7 @@ pub fn check(args: &Args, function: Option<&Function>, errors: &mut Errors) {
         }
     }
     check_options(args, errors);
+    check_timeout(args, function, errors);
     if let Some(retry) = function.and_then(|function| {
         function
             .attrs
@@ -120,5 +121,29 @@ fn check_function(args: &Args, function: &Function, errors: &mut Errors) {
                 }
             }
         }
+    }
+}
+
+/// `timeout` and `sleeper` go together, on an `async fn`.
+fn check_timeout(args: &Args, function: Option<&Function>, errors: &mut Errors) {
+    let is_async = function.is_some_and(|function| function.sig.asyncness.is_some());
+    match (&args.timeout, &args.sleeper) {
+        (Some((_, span)), _) if function.is_some() && !is_async => {
+            errors.push(syn::Error::new(
+                *span,
+                "`timeout` is for an `async fn`: a sync call cannot be cut off while it runs; \
+                 give its client a timeout of its own (a socket or request timeout)",
+            ));
+        }
+        (Some((_, span)), None) => errors.push(syn::Error::new(
+            *span,
+            "`timeout` needs a `sleeper` to measure it: add `sleeper = tokio::time::sleep` (or \
+             your runtime's sleep function)",
+        )),
+        (None, Some(sleeper)) => errors.push(syn::Error::new_spanned(
+            sleeper,
+            "`sleeper` measures a `timeout`: add `timeout = \"2s\"`, or remove `sleeper`",
+        )),
+        _ => {}
     }
 }

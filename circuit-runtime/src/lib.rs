@@ -123,6 +123,7 @@ pub use telemetry::facade::{set_metric_prefix, MetricPrefixError, MetricsPublish
 /// | `fallback_on = "any_error"` | `"rejection"` | also send failed calls to the fallback (their arguments are cloned before the call) |
 /// | `is_failure = path` | every error | `fn(&E) -> bool`; errors it returns `false` for are ignored |
 /// | `config = path` | none | a `fn() -> Config` used instead of the option keys |
+/// | `timeout = "2s"`, `sleeper = path` | none | on an `async fn`: cut off a call still running after `timeout`, measured by `sleeper` (`tokio::time::sleep`, or any `Fn(Duration) -> impl Future`); it counts as a failure and a slow call, and returns `Err(E::from(TimeoutError))` |
 /// | `crate = "path"` | `"::circuit_runtime"` | where the runtime is reached from, for crates that re-export it |
 ///
 /// ```

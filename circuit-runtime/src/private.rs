@@ -13,9 +13,11 @@ pub use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use crate::breaker::permit::InFlight;
+use crate::breaker::TimedInFlight;
 use crate::cell::{keep_forever, BreakerCell};
 use crate::{
     registry, CallError, CircuitBreaker, CircuitOpenError, ConfigBuilder, FallbackReason, Permit,
+    TimeoutError,
 };
 
 pub use crate::Config;
@@ -532,6 +534,129 @@ where
         this.call
             .poll_call(cx, *this.error)
             .map(|outcome| outcome.unwrap_or_else(reject))
+    }
+}
+
+// ---- timeout = "..." ----------------------------------------------------
+
+/// An error type that can report a call cut off at its time limit, needed
+/// when the attribute has a `timeout`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot report a call that timed out: implement `From<circuit_runtime::TimeoutError>` for `{Self}`",
+    label = "with `timeout`, a call past its limit returns `Err({Self}::from(TimeoutError))`",
+    note = "for example: `impl From<TimeoutError> for {Self} {{ fn from(timeout: TimeoutError) -> Self {{ /* a \"timed out\" variant */ }} }}`"
+)]
+pub trait FromTimeout {
+    /// The error a timeout becomes.
+    fn from_timeout(timeout: TimeoutError) -> Self;
+}
+
+impl<E: From<TimeoutError>> FromTimeout for E {
+    #[inline]
+    fn from_timeout(timeout: TimeoutError) -> Self {
+        E::from(timeout)
+    }
+}
+
+/// What a call cut off at its time limit returns.
+#[cold]
+pub fn timed_out<R>(timeout: TimeoutError) -> R
+where
+    R: Fallible,
+    R::Err: FromTimeout,
+{
+    R::from_err(FromTimeout::from_timeout(timeout))
+}
+
+/// [`call_async_or_reject`] with a time limit measured by `sleeper`.
+pub fn call_async_timeout_or_reject<R, C, F, S>(
+    breaker: &CircuitBreaker,
+    limit: Duration,
+    sleeper: S,
+    is_failure: C,
+    body: F,
+) -> TimedOrReject<'_, F, C, S, R::Err>
+where
+    R: Fallible,
+    R::Err: FromRejection + FromTimeout,
+    C: Fn(&R::Err) -> bool,
+    F: Future<Output = R>,
+    S: Sleeper,
+{
+    TimedOrReject {
+        call: TimedInFlight::new(
+            InFlight::new(breaker, body, is_failure),
+            breaker,
+            sleeper,
+            limit,
+        ),
+        error: R::error,
+        reject: reject::<R>,
+        timed_out: timed_out::<R>,
+    }
+}
+
+/// [`finish_async`] with a time limit measured by `sleeper`.
+pub fn finish_async_timeout<R, C, F, S>(
+    permit: Permit<'_>,
+    limit: Duration,
+    sleeper: S,
+    is_failure: C,
+    body: F,
+) -> TimedOrReject<'_, F, C, S, R::Err>
+where
+    R: Fallible,
+    R::Err: FromTimeout,
+    C: Fn(&R::Err) -> bool,
+    F: Future<Output = R>,
+    S: Sleeper,
+{
+    let breaker = permit.breaker();
+    TimedOrReject {
+        call: TimedInFlight::new(
+            InFlight::admitted(permit, body, is_failure),
+            breaker,
+            sleeper,
+            limit,
+        ),
+        error: R::error,
+        reject: |_| unreachable!("an admitted call is never rejected"),
+        timed_out: timed_out::<R>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`call_async_timeout_or_reject`] and
+    /// [`finish_async_timeout`].
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct TimedOrReject<'a, F: Future, C, S: Sleeper, E> {
+        #[pin]
+        call: TimedInFlight<'a, F, C, S>,
+        error: fn(&F::Output) -> Option<&E>,
+        reject: fn(CircuitOpenError) -> F::Output,
+        timed_out: fn(TimeoutError) -> F::Output,
+    }
+}
+
+impl<F, C, S, E> Future for TimedOrReject<'_, F, C, S, E>
+where
+    F: Future,
+    C: Fn(&E) -> bool,
+    S: Sleeper,
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let (reject, timed_out) = (*this.reject, *this.timed_out);
+        this.call
+            .poll_timed(cx, *this.error)
+            .map(|outcome| match outcome {
+                Ok(Ok(output)) => output,
+                Ok(Err(timeout)) => timed_out(timeout),
+                Err(rejection) => reject(rejection),
+            })
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::permit::{InFlight, Permit, Verdict};
 use super::words::{is_closed, state_of};
 use super::{CircuitBreaker, State};
-use crate::error::{CallError, TimeoutError};
+use crate::error::{CallError, CircuitOpenError, TimeoutError};
 use crate::retry::Sleeper;
 use crate::sync::Ordering;
 
@@ -247,12 +247,70 @@ impl CircuitBreaker {
         S: Sleeper,
     {
         TimedCallFuture {
-            call: InFlight::new(self, fut, |_: &E| true),
+            call: TimedInFlight::new(InFlight::new(self, fut, |_: &E| true), self, sleeper, limit),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call in flight with a time limit: the limit starts when the call
+    /// is admitted, and at the limit the call is ended as timed out. The
+    /// one timed step of every timed call, as [`InFlight`] is of every
+    /// async call.
+    pub(crate) struct TimedInFlight<'a, F, C, S: Sleeper> {
+        #[pin]
+        call: InFlight<'a, F, C>,
+        // Started when the call is admitted.
+        #[pin]
+        sleep: Option<S::Sleep>,
+        sleeper: S,
+        limit: Duration,
+        breaker: &'a CircuitBreaker,
+    }
+}
+
+impl<'a, F: Future, C, S: Sleeper> TimedInFlight<'a, F, C, S> {
+    pub(crate) fn new(
+        call: InFlight<'a, F, C>,
+        breaker: &'a CircuitBreaker,
+        sleeper: S,
+        limit: Duration,
+    ) -> Self {
+        TimedInFlight {
+            call,
             sleep: None,
             sleeper,
             limit,
-            breaker: self,
+            breaker,
         }
+    }
+
+    /// Polls the call, then its limit: the call's output, a timeout, or
+    /// the breaker's rejection.
+    pub(crate) fn poll_timed<E>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        error: impl FnOnce(&F::Output) -> Option<&E>,
+    ) -> Poll<Result<Result<F::Output, TimeoutError>, CircuitOpenError>>
+    where
+        C: Fn(&E) -> bool,
+    {
+        let mut this = self.project();
+        if let Poll::Ready(outcome) = this.call.as_mut().poll_call(cx, error) {
+            return Poll::Ready(outcome.map(Ok));
+        }
+        if this.sleep.is_none() && this.call.is_running() {
+            this.sleep.set(Some(this.sleeper.sleep(*this.limit)));
+        }
+        let Some(sleep) = this.sleep.as_pin_mut() else {
+            return Poll::Pending;
+        };
+        if sleep.poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.call.time_out();
+        let timeout = TimeoutError::new(this.breaker.static_name(), *this.limit);
+        Poll::Ready(Ok(Err(timeout)))
     }
 }
 
@@ -262,13 +320,7 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct TimedCallFuture<'a, F, C, S: Sleeper> {
         #[pin]
-        call: InFlight<'a, F, C>,
-        // Started when the call is admitted.
-        #[pin]
-        sleep: Option<S::Sleep>,
-        sleeper: S,
-        limit: Duration,
-        breaker: &'a CircuitBreaker,
+        call: TimedInFlight<'a, F, C, S>,
     }
 }
 
@@ -282,37 +334,22 @@ where
     type Output = Result<T, CallError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Poll::Ready(outcome) = this
+        self.project()
             .call
-            .as_mut()
-            .poll_call(cx, |result| result.as_ref().err())
-        {
-            return Poll::Ready(match outcome {
-                Ok(result) => result.map_err(CallError::Failed),
+            .poll_timed(cx, |result| result.as_ref().err())
+            .map(|outcome| match outcome {
+                Ok(Ok(result)) => result.map_err(CallError::Failed),
+                Ok(Err(timeout)) => Err(CallError::Failed(E::from(timeout))),
                 Err(rejection) => Err(CallError::Rejected(rejection)),
-            });
-        }
-        if this.sleep.is_none() && this.call.is_running() {
-            this.sleep.set(Some(this.sleeper.sleep(*this.limit)));
-        }
-        let Some(sleep) = this.sleep.as_pin_mut() else {
-            return Poll::Pending;
-        };
-        if sleep.poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-        this.call.time_out();
-        let timeout = TimeoutError::new(this.breaker.static_name(), *this.limit);
-        Poll::Ready(Err(CallError::Failed(E::from(timeout))))
+            })
     }
 }
 
 impl<F, C, S: Sleeper> fmt::Debug for TimedCallFuture<'_, F, C, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimedCallFuture")
-            .field("breaker", &self.breaker.name())
-            .field("limit", &self.limit)
+            .field("breaker", &self.call.breaker.name())
+            .field("limit", &self.call.limit)
             .finish_non_exhaustive()
     }
 }

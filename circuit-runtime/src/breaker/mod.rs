@@ -54,6 +54,7 @@ use crate::sync::{lock_std, AtomicU64, Mutex, Ordering};
 use crate::tagged;
 use crate::window::Tally;
 
+pub(crate) use call::TimedInFlight;
 pub use call::{CallFuture, TimedCallFuture};
 pub(crate) use observe::transitions_only;
 pub use state::State;

@@ -125,6 +125,11 @@ impl<'a> Permit<'a> {
         self.give_verdict(Verdict::Ignored);
     }
 
+    /// The breaker that admitted the call.
+    pub(crate) fn breaker(&self) -> &'a CircuitBreaker {
+        self.breaker
+    }
+
     /// The state the call was admitted in: `Closed`, `HalfOpen` (a trial)
     /// or `Disabled`.
     ///

@@ -1,0 +1,37 @@
+use std::time::Duration;
+
+use circuit_runtime::{circuit_breaker, CircuitOpenError, TimeoutError};
+
+async fn nap(_: Duration) {}
+
+#[derive(Debug)]
+pub enum ApiError {
+    Unavailable,
+    TimedOut,
+}
+
+impl From<CircuitOpenError> for ApiError {
+    fn from(_: CircuitOpenError) -> Self {
+        ApiError::Unavailable
+    }
+}
+
+impl From<TimeoutError> for ApiError {
+    fn from(_: TimeoutError) -> Self {
+        ApiError::TimedOut
+    }
+}
+
+#[circuit_breaker(timeout = "2s")]
+async fn fetch() -> Result<u32, ApiError> {
+    Ok(1)
+}
+
+#[circuit_breaker(sleeper = nap)]
+async fn sleeper_alone() -> Result<u32, ApiError> {
+    Ok(1)
+}
+
+fn main() {
+    let _ = (fetch(), sleeper_alone());
+}
