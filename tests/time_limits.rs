@@ -228,3 +228,83 @@ mod attribute {
         );
     }
 }
+
+mod retried {
+    //! Each attempt of a `#[retry]` cut off at its limit.
+
+    use super::*;
+    use circuit_runtime::{circuit_breaker, registry, retry, CircuitOpenError};
+
+    #[derive(Debug, PartialEq)]
+    enum ApiError {
+        TimedOut,
+        Unavailable,
+    }
+
+    impl From<TimeoutError> for ApiError {
+        fn from(_: TimeoutError) -> Self {
+            ApiError::TimedOut
+        }
+    }
+
+    impl From<CircuitOpenError> for ApiError {
+        fn from(_: CircuitOpenError) -> Self {
+            ApiError::Unavailable
+        }
+    }
+
+    static PLAIN_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+    /// Hangs on its first two attempts, answers on the third.
+    async fn hangs_twice() -> Result<u32, ApiError> {
+        let attempt = PLAIN_ATTEMPTS.fetch_add(1, Ordering::Relaxed) + 1;
+        if attempt <= 2 {
+            tokio::time::sleep(secs(3600)).await;
+        }
+        Ok(attempt)
+    }
+
+    #[retry(
+        max_retries = 3,
+        base_delay = "100ms",
+        jitter = "none",
+        attempt_timeout = "1s",
+        sleeper = tokio::time::sleep
+    )]
+    async fn plain() -> Result<u32, ApiError> {
+        hangs_twice().await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_attempt_is_cut_off_and_retried() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(plain().await, Ok(3));
+        // 1 s cut off, 100 ms, 1 s cut off, 200 ms, then at once.
+        assert_eq!(start.elapsed(), Duration::from_millis(2300));
+    }
+
+    static THROUGH_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+    #[retry(max_retries = 1, base_delay = "0s", sleeper = tokio::time::sleep)]
+    #[circuit_breaker(name = "limits.retried", timeout = "1s", sleeper = tokio::time::sleep)]
+    async fn through() -> Result<u32, ApiError> {
+        let attempt = THROUGH_ATTEMPTS.fetch_add(1, Ordering::Relaxed) + 1;
+        tokio::time::sleep(secs(3600)).await;
+        Ok(attempt)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breakers_timeout_limits_each_attempt_and_counts_it() {
+        assert_eq!(through().await, Err(ApiError::TimedOut));
+        assert_eq!(THROUGH_ATTEMPTS.load(Ordering::Relaxed), 2);
+        let metrics = registry().get("limits.retried").unwrap().metrics();
+        assert_eq!(
+            (
+                metrics.failed_calls,
+                metrics.slow_calls,
+                metrics.retry_attempts
+            ),
+            (2, 2, 1)
+        );
+    }
+}

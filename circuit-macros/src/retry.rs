@@ -23,6 +23,7 @@ const KEYS: &[(&str, &str)] = &[
     ("exponential_base", "2.0"),
     ("jitter", "\"full\""),
     ("max_elapsed", "\"30s\""),
+    ("attempt_timeout", "\"2s\""),
     ("retry_if", "is_transient"),
     ("budget", "\"payments\""),
     ("sleeper", "tokio::time::sleep"),
@@ -48,6 +49,7 @@ struct RetryArgs {
     exponential_base: Option<f64>,
     jitter: Option<Ident>,
     max_elapsed: Option<Duration>,
+    attempt_timeout: Option<(Duration, Span)>,
     retry_if: Option<Path>,
     budget: Option<LitStr>,
     sleeper: Option<Path>,
@@ -71,6 +73,15 @@ pub fn retry(attribute: TokenStream, item: TokenStream) -> TokenStream {
     if let Some(function) = &function {
         check_function(&args, function, &mut errors);
         breaker = breaker_below(function, &mut errors);
+    }
+    if let (Some((_, span)), Some((_, breaker))) = (args.attempt_timeout, &breaker) {
+        if breaker.timeout.is_some() {
+            errors.push(syn::Error::new(
+                span,
+                "each attempt's limit is written twice: the `timeout` of the \
+                 `#[circuit_breaker]` below already limits every attempt; remove one",
+            ));
+        }
     }
     match (errors.into_error(), function) {
         (None, Some(mut function)) => {
@@ -147,6 +158,17 @@ impl RetryArgs {
                     ));
                 }
                 self.max_elapsed = Some(limit);
+            }
+            "attempt_timeout" => {
+                let (limit, span) = duration(key, value)?;
+                if limit.is_zero() {
+                    return Err(syn::Error::new(
+                        span,
+                        "`attempt_timeout` must be greater than zero: write \
+                         `attempt_timeout = \"2s\"`",
+                    ));
+                }
+                self.attempt_timeout = Some((limit, span));
             }
             "exponential_base" => self.exponential_base = Some(exponential_base(value)?),
             "jitter" => self.jitter = Some(jitter(value)?),
@@ -334,6 +356,13 @@ fn check_function(args: &RetryArgs, function: &Function, errors: &mut Errors) {
         )),
         _ => {}
     }
+    if let (Some((_, span)), false) = (args.attempt_timeout, is_async) {
+        errors.push(syn::Error::new(
+            span,
+            "`attempt_timeout` is for an `async fn`: a sync attempt cannot be cut off while it \
+             runs; give its client a timeout of its own",
+        ));
+    }
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) if receiver.reference.is_none() => {
@@ -382,14 +411,6 @@ fn breaker_below(function: &Function, errors: &mut Errors) -> Option<(usize, Arg
     let mut breaker_errors = Errors::default();
     let args = args::parse(tokens, &mut breaker_errors);
     validate::check(&args, Some(function), &mut breaker_errors);
-    if let Some((_, span)) = args.timeout {
-        breaker_errors.push(syn::Error::new(
-            span,
-            "`timeout` on a `#[circuit_breaker]` under `#[retry]` is not supported yet: the \
-             limit would not reach each attempt; remove it, or call \
-             `CircuitBreaker::call_async_timeout` inside the function",
-        ));
-    }
     if let Some(error) = breaker_errors.into_error() {
         errors.push(error);
     }
@@ -462,12 +483,22 @@ fn expand(
         quote!(|| { #copies (|| -> #ret #body)() })
     };
     let sleeper = args.sleeper.as_ref().map(|sleeper| quote!(#sleeper,));
+    let limit = args
+        .attempt_timeout
+        .or_else(|| breaker.and_then(|breaker| breaker.timeout))
+        .map(|(limit, _)| {
+            let (secs, nanos) = (limit.as_secs(), limit.subsec_nanos());
+            quote!(#private::Duration::new(#secs, #nanos))
+        });
     let shared = Shared {
         private: &private,
         ret: &ret,
         ret_span,
         sig,
-        how: quote!(#retry, #sleeper #judge),
+        retry: &retry,
+        sleeper,
+        limit,
+        judge,
         attempt,
     };
     let run = match breaker {
@@ -520,9 +551,15 @@ struct Shared<'a> {
     ret: &'a TokenStream,
     ret_span: Span,
     sig: &'a syn::Signature,
-    /// `retry, sleeper, judge`: the configuration, how to wait, what to
-    /// retry.
-    how: TokenStream,
+    /// The retry configuration's local.
+    retry: &'a Ident,
+    /// `sleeper,` on an `async fn`.
+    sleeper: Option<TokenStream>,
+    /// Each attempt's time limit (`attempt_timeout`, or the breaker's
+    /// `timeout`), on an `async fn`.
+    limit: Option<TokenStream>,
+    /// What to retry.
+    judge: TokenStream,
     /// The closure that makes one attempt.
     attempt: TokenStream,
 }
@@ -541,18 +578,31 @@ impl Shared<'_> {
         let Shared {
             private,
             ret,
-            how,
+            retry,
+            sleeper,
+            judge,
             attempt,
             ..
         } = self;
-        let (plain, holes) = if self.is_async() {
-            (quote!(#private::retry_plain_async), quote!(_, _, _, _))
-        } else {
-            (quote!(#private::retry_plain), quote!(_, _))
+        let (plain, holes, limit) = match &self.limit {
+            Some(limit) => {
+                let name = self.sig.ident.to_string();
+                (
+                    quote!(#private::retry_plain_async_timed),
+                    quote!(_, _, _, _),
+                    Some(quote!(#limit, #name,)),
+                )
+            }
+            None if self.is_async() => (
+                quote!(#private::retry_plain_async),
+                quote!(_, _, _, _),
+                None,
+            ),
+            None => (quote!(#private::retry_plain), quote!(_, _), None),
         };
         let plain = expand::respan(plain, self.ret_span);
         let await_ = self.await_();
-        quote!(#plain::<#ret, #holes>(#how, #attempt) #await_)
+        quote!(#plain::<#ret, #holes>(#retry, #sleeper #limit #judge, #attempt) #await_)
     }
 
     /// The breaker resolved as `#[circuit_breaker]` resolves it, and every
@@ -563,7 +613,9 @@ impl Shared<'_> {
         let Shared {
             private,
             ret,
-            how,
+            retry,
+            sleeper,
+            judge,
             attempt,
             sig,
             ..
@@ -577,11 +629,17 @@ impl Shared<'_> {
             .is_failure
             .as_ref()
             .map_or_else(|| quote!(#private::every_error), ToTokens::to_token_stream);
-        let (through, holes) = if self.is_async() {
-            (quote!(#private::retry_through_async), quote!(_, _, _, _, _))
-        } else {
-            (quote!(#private::retry_through), quote!(_, _, _))
+        let (through, holes) = match &self.limit {
+            Some(_) => (
+                quote!(#private::retry_through_async_timed),
+                quote!(_, _, _, _, _),
+            ),
+            None if self.is_async() => {
+                (quote!(#private::retry_through_async), quote!(_, _, _, _, _))
+            }
+            None => (quote!(#private::retry_through), quote!(_, _, _)),
         };
+        let limit = self.limit.as_ref().map(|limit| quote!(#limit,));
         let through = expand::respan(through, self.ret_span);
         let arguments = expand::arguments(sig);
         let passed: Vec<_> = arguments.iter().map(|argument| &argument.ident).collect();
@@ -606,7 +664,7 @@ impl Shared<'_> {
         let await_ = self.await_();
         quote! {
             #resolve
-            match #through::<#ret, #holes>(#breaker, #how, #is_failure, #attempt) #await_ {
+            match #through::<#ret, #holes>(#breaker, #retry, #sleeper #limit #judge, #is_failure, #attempt) #await_ {
                 #private::RetryOutcome::Succeeded(#outcome) => #outcome,
                 #private::RetryOutcome::Failed(#outcome) => #on_failure,
                 #private::RetryOutcome::Rejected(#rejection) => #on_rejection,

@@ -184,6 +184,7 @@ pub use circuit_macros::circuit_breaker;
 /// | `exponential_base = 2.0` | 2.0 | what each delay is multiplied by, at least 1.0 |
 /// | `jitter = "full"` | `"full"` | `"none"`, `"full"`, `"equal"`, `"decorrelated"`, or `true`/`false` |
 /// | `max_elapsed = "30s"` | none | the most time attempts and delays take together |
+/// | `attempt_timeout = "2s"` | none | on an `async fn`: cut off each attempt still running after this, measured by `sleeper`, as a failure with `E::from(TimeoutError)` (the `timeout` of a `#[circuit_breaker]` below does the same through the breaker) |
 /// | `retry_if = path` | by [`Classify`](retry::Classify) | `fn(&E) -> bool`: which errors to retry |
 /// | `budget = "payments"` | none | the [`RetryBudget`](retry::RetryBudget) of that name, shared by every call site naming it |
 /// | `sleeper = path` | required on an `async fn` | how to wait: `tokio::time::sleep`, or any `Fn(Duration) -> impl Future` |

@@ -927,6 +927,107 @@ where
     }
 }
 
+/// [`retry_plain_async`] with each attempt cut off at `limit`
+/// (`attempt_timeout`): a timed-out attempt fails with
+/// `E::from(TimeoutError)` named `name`, and is judged like any failure.
+pub async fn retry_plain_async_timed<R, J, F, Fut, S>(
+    config: &RetryConfig,
+    sleeper: S,
+    limit: Duration,
+    name: &'static str,
+    judge: J,
+    attempt: F,
+) -> R
+where
+    R: Fallible,
+    R::Err: FromTimeout,
+    J: Fn(&R::Err) -> RetryVerdict,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = R>,
+    S: Sleeper,
+{
+    let mut attempt = attempt;
+    let sleeper = &sleeper;
+    let waits = crate::retry::Borrowed(sleeper);
+    let outcome = crate::retry::retry_async_judged(config, waits, judge, || {
+        let next = attempt();
+        async move {
+            match crate::retry::within(sleeper.sleep(limit), next).await {
+                Some(outcome) => outcome.into_result(),
+                None => Err(FromTimeout::from_timeout(TimeoutError::new(name, limit))),
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok(ok) => R::from_ok(ok),
+        Err(err) => R::from_err(err),
+    }
+}
+
+/// [`retry_through_async`] with each attempt cut off at `limit`, through
+/// the breaker: a timed-out attempt is a failure and a slow call of the
+/// breaker, and fails with `E::from(TimeoutError)`.
+pub async fn retry_through_async_timed<R, J, C, F, Fut, S>(
+    breaker: &CircuitBreaker,
+    config: &RetryConfig,
+    sleeper: S,
+    limit: Duration,
+    judge: J,
+    is_failure: C,
+    mut attempt: F,
+) -> RetryOutcome<R>
+where
+    R: Fallible,
+    R::Err: FromTimeout,
+    J: Fn(&R::Err) -> RetryVerdict,
+    C: Fn(&R::Err) -> bool,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = R>,
+    S: Sleeper,
+{
+    crate::retry::record_first_attempt(config);
+    let mut attempts: Option<crate::retry::Attempts<'_>> = None;
+    loop {
+        let next = attempt();
+        let body = async move { next.await.into_result() };
+        let limits = crate::retry::Borrowed(&sleeper);
+        let call = TimedInFlight::new(
+            InFlight::new(breaker, body, &is_failure),
+            breaker,
+            limits,
+            limit,
+        );
+        let mut call = std::pin::pin!(call);
+        let outcome = std::future::poll_fn(|cx| {
+            call.as_mut()
+                .poll_timed(cx, |result: &Result<_, R::Err>| result.as_ref().err())
+        })
+        .await;
+        let made = attempts.as_ref().map_or(1, crate::retry::Attempts::made);
+        let error = match outcome {
+            Ok(Ok(Ok(ok))) => {
+                breaker.count_retried_call(true, made, false);
+                return RetryOutcome::Succeeded(R::from_ok(ok));
+            }
+            Err(rejection) => {
+                breaker.count_retried_call(false, made, false);
+                return RetryOutcome::Rejected(rejection);
+            }
+            Ok(Ok(Err(error))) => error,
+            Ok(Err(timeout)) => FromTimeout::from_timeout(timeout),
+        };
+        let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config));
+        let verdict = judge(&error);
+        let Some(delay) = attempts.next_wait(&verdict) else {
+            breaker.count_retried_call(false, attempts.made(), attempts.budget_spent());
+            return RetryOutcome::Failed(R::from_err(error));
+        };
+        breaker.count_retry(attempts.made(), delay, verdict.category);
+        sleeper.sleep(delay).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

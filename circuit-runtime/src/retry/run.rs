@@ -341,3 +341,45 @@ where
     }
     Err(error)
 }
+
+pin_project_lite::pin_project! {
+    /// `body`, unless `limit` completes first.
+    pub(crate) struct Within<L, F> {
+        #[pin]
+        limit: L,
+        #[pin]
+        body: F,
+    }
+}
+
+/// `Some` of `body`'s output, or `None` when `limit` completes first.
+pub(crate) fn within<L: Future<Output = ()>, F: Future>(limit: L, body: F) -> Within<L, F> {
+    Within { limit, body }
+}
+
+impl<L: Future<Output = ()>, F: Future> Future for Within<L, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<F::Output>> {
+        let this = self.project();
+        if let std::task::Poll::Ready(output) = this.body.poll(cx) {
+            return std::task::Poll::Ready(Some(output));
+        }
+        this.limit.poll(cx).map(|()| None)
+    }
+}
+
+/// A borrowed sleeper, for waits that share one: the blanket impl for
+/// functions rules out an impl for every `&S`.
+pub(crate) struct Borrowed<'a, S>(pub(crate) &'a S);
+
+impl<S: Sleeper> Sleeper for Borrowed<'_, S> {
+    type Sleep = S::Sleep;
+
+    fn sleep(&self, delay: Duration) -> S::Sleep {
+        self.0.sleep(delay)
+    }
+}

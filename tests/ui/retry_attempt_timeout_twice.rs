@@ -22,7 +22,7 @@ impl From<TimeoutError> for ApiError {
     }
 }
 
-#[retry(sleeper = nap)]
+#[retry(sleeper = nap, attempt_timeout = "1s")]
 #[circuit_breaker(timeout = "2s", sleeper = nap)]
 async fn fetch() -> Result<u32, ApiError> {
     Ok(1)
