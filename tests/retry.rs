@@ -357,7 +357,7 @@ fn a_bad_option_is_an_error_that_names_it() {
     ));
     assert_eq!(
         "sometimes".parse::<Jitter>().unwrap_err(),
-        "`jitter` must be one of \"none\", \"full\", \"equal\", \"decorrelated\", got \"sometimes\""
+        "`jitter` is one of \"none\", \"full\", \"equal\", \"decorrelated\" (or `true`, `false`), not \"sometimes\""
     );
 }
 

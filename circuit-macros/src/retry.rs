@@ -15,29 +15,27 @@ use crate::expand;
 use crate::item::{self, Function};
 use crate::validate;
 
-/// Every key, with the example the messages suggest.
-const KEYS: &[(&str, &str)] = &[
-    ("max_retries", "3"),
-    ("base_delay", "\"100ms\""),
-    ("max_delay", "\"5s\""),
-    ("exponential_base", "2.0"),
-    ("jitter", "\"full\""),
-    ("max_elapsed", "\"30s\""),
-    ("attempt_timeout", "\"2s\""),
+/// The keys that are not rows of the retry option table, with the example
+/// the messages suggest.
+const OTHER_KEYS: &[(&str, &str)] = &[
     ("retry_if", "is_transient"),
     ("budget", "\"payments\""),
     ("sleeper", "tokio::time::sleep"),
     ("crate", "\"circuit_runtime\""),
 ];
 
-/// The defaults, for checks between keys (the runtime's `RetryConfig`).
-const DEFAULT_BASE_DELAY: Duration = Duration::from_secs(1);
-const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(60);
+/// Every key, with its example: the option table's rows, then the others.
+fn keys() -> impl Iterator<Item = (&'static str, &'static str)> + Clone {
+    circuit_spec::retry::RETRY_OPTIONS
+        .iter()
+        .map(|option| (option.name, option.example))
+        .chain(OTHER_KEYS.iter().copied())
+}
 
 fn example(key: &str) -> &'static str {
-    KEYS.iter()
-        .find(|&&(name, _)| name == key)
-        .map_or("...", |&(_, example)| example)
+    keys()
+        .find(|&(name, _)| name == key)
+        .map_or("...", |(_, example)| example)
 }
 
 /// A parsed `#[retry(...)]`.
@@ -124,15 +122,14 @@ fn parse(tokens: TokenStream, errors: &mut Errors) -> RetryArgs {
 impl RetryArgs {
     fn set(&mut self, key: &Ident, value: &Expr) -> syn::Result<()> {
         let name = key.to_string();
-        if !KEYS.iter().any(|&(known, _)| known == name) {
-            let message = match circuit_spec::nearest(&name, KEYS.iter().map(|&(k, e)| (k, (k, e))))
-            {
+        if !keys().any(|(known, _)| known == name) {
+            let message = match circuit_spec::nearest(&name, keys().map(|(k, e)| (k, (k, e)))) {
                 Some((known, example)) => format!(
                     "unknown key `{name}`: did you mean `{known}`? write `{known} = {example}`"
                 ),
                 None => format!(
                     "unknown key `{name}`; the keys of `#[retry]` are: {}",
-                    KEYS.iter().map(|&(k, _)| k).collect::<Vec<_>>().join(", ")
+                    keys().map(|(k, _)| k).collect::<Vec<_>>().join(", ")
                 ),
             };
             return Err(syn::Error::new(key.span(), message));
@@ -148,28 +145,8 @@ impl RetryArgs {
             "max_retries" => self.max_retries = Some(max_retries(value)?),
             "base_delay" => self.base_delay = Some(duration(key, value)?),
             "max_delay" => self.max_delay = Some(duration(key, value)?),
-            "max_elapsed" => {
-                let (limit, span) = duration(key, value)?;
-                if limit.is_zero() {
-                    return Err(syn::Error::new(
-                        span,
-                        "`max_elapsed` must be greater than zero: write `max_elapsed = \"30s\"`, \
-                         or leave it out for no limit",
-                    ));
-                }
-                self.max_elapsed = Some(limit);
-            }
-            "attempt_timeout" => {
-                let (limit, span) = duration(key, value)?;
-                if limit.is_zero() {
-                    return Err(syn::Error::new(
-                        span,
-                        "`attempt_timeout` must be greater than zero: write \
-                         `attempt_timeout = \"2s\"`",
-                    ));
-                }
-                self.attempt_timeout = Some((limit, span));
-            }
+            "max_elapsed" => self.max_elapsed = Some(limit(key, value)?.0),
+            "attempt_timeout" => self.attempt_timeout = Some(limit(key, value)?),
             "exponential_base" => self.exponential_base = Some(exponential_base(value)?),
             "jitter" => self.jitter = Some(jitter(value)?),
             "retry_if" => self.retry_if = Some(args::path(key, value)?),
@@ -194,33 +171,49 @@ impl RetryArgs {
     }
 
     fn check_between_keys(&self, errors: &mut Errors) {
+        use circuit_spec::retry::{delays, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY};
         let base = self.base_delay.map_or(DEFAULT_BASE_DELAY, |(base, _)| base);
         let max = self.max_delay.map_or(DEFAULT_MAX_DELAY, |(max, _)| max);
-        if max < base {
-            let format = circuit_spec::duration::format;
-            let (span, message) = match (self.base_delay, self.max_delay) {
-                (_, Some((_, span))) => (
-                    span,
-                    format!(
-                        "`max_delay` ({}) must be at least `base_delay` ({}): raise `max_delay` \
-                         or lower `base_delay`",
-                        format(max),
-                        format(base)
-                    ),
+        let Err(message) = delays(base, max) else {
+            return;
+        };
+        match (self.base_delay, self.max_delay) {
+            (_, Some((_, span))) => errors.push(syn::Error::new(span, message)),
+            (Some((_, span)), None) => errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`base_delay` ({}) is longer than the default `max_delay` ({}): lower it, or \
+                     set `max_delay` too",
+                    circuit_spec::duration::format(base),
+                    circuit_spec::duration::format(max)
                 ),
-                (Some((_, span)), None) => (
-                    span,
-                    format!(
-                        "`base_delay` ({}) is longer than the default `max_delay` (60s): lower \
-                         it, or set `max_delay` too",
-                        format(base)
-                    ),
-                ),
-                (None, None) => return,
-            };
-            errors.push(syn::Error::new(span, message));
+            )),
+            (None, None) => {}
         }
     }
+}
+
+/// A `max_elapsed` or `attempt_timeout`: a duration above zero.
+fn limit(key: &Ident, value: &Expr) -> syn::Result<(Duration, Span)> {
+    let (limit, span) = duration(key, value)?;
+    let option = if key == "max_elapsed" {
+        "max_elapsed"
+    } else {
+        "attempt_timeout"
+    };
+    circuit_spec::retry::limit(option, limit)
+        .map(|limit| (limit, span))
+        .map_err(|range| {
+            syn::Error::new(
+                span,
+                format!(
+                    "`{option}` must be {}, got {}: write `{option} = {}`",
+                    range.expected,
+                    circuit_spec::duration::format(limit),
+                    example(option)
+                ),
+            )
+        })
 }
 
 fn integer(value: &Expr) -> Option<&syn::LitInt> {
@@ -233,7 +226,6 @@ fn integer(value: &Expr) -> Option<&syn::LitInt> {
 }
 
 fn max_retries(value: &Expr) -> syn::Result<u32> {
-    let limit = circuit_spec::MAX_RETRIES;
     let retries = integer(value)
         .and_then(|int| int.base10_parse::<u64>().ok())
         .ok_or_else(|| {
@@ -242,15 +234,19 @@ fn max_retries(value: &Expr) -> syn::Result<u32> {
                 "`max_retries` takes a whole number: write `max_retries = 3`",
             )
         })?;
-    u32::try_from(retries)
-        .ok()
-        .filter(|retries| *retries <= limit)
-        .ok_or_else(|| {
-            syn::Error::new_spanned(
-                value,
-                format!("`max_retries` must be between 0 and {limit}, got {retries}"),
-            )
-        })
+    circuit_spec::retry::max_retries(retries)
+        .map_err(|range| out_of_range(value, range, &retries.to_string()))
+}
+
+/// `{option}` must be `{expected}`, got what was written.
+fn out_of_range(value: &Expr, range: circuit_spec::retry::OutOfRange, written: &str) -> syn::Error {
+    syn::Error::new_spanned(
+        value,
+        format!(
+            "`{}` must be {}, got {written}",
+            range.option, range.expected
+        ),
+    )
 }
 
 fn duration(key: &Ident, value: &Expr) -> syn::Result<(Duration, Span)> {
@@ -282,61 +278,42 @@ fn exponential_base(value: &Expr) -> syn::Result<f64> {
         }) => int.base10_parse::<f64>().ok(),
         _ => None,
     };
-    match number {
-        Some(base) if base >= 1.0 && base.is_finite() => Ok(base),
-        Some(_) => Err(syn::Error::new_spanned(
-            value,
-            format!(
-                "`exponential_base` must be at least 1.0, got {}: a delay never shrinks",
-                value.to_token_stream().to_string().replace(' ', "")
-            ),
-        )),
-        None => Err(syn::Error::new_spanned(
+    let Some(base) = number else {
+        return Err(syn::Error::new_spanned(
             value,
             "`exponential_base` takes a number: write `exponential_base = 2.0`",
-        )),
-    }
+        ));
+    };
+    let written = value.to_token_stream().to_string().replace(' ', "");
+    circuit_spec::retry::exponential_base(base)
+        .map_err(|range| out_of_range(value, range, &written))
 }
 
 /// The `Jitter` variant a value names.
 fn jitter(value: &Expr) -> syn::Result<Ident> {
-    let variant = |name: &str, span| {
-        let variant = match name {
-            "none" | "false" => "None",
-            "full" | "true" => "Full",
-            "equal" => "Equal",
-            _ => "Decorrelated",
+    let (text, span) =
+        match value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => (lit.value(), lit.span()),
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(on), ..
+            }) => (on.value.to_string(), on.span),
+            _ => return Err(syn::Error::new_spanned(
+                value,
+                "`jitter` is one of \"none\", \"full\", \"equal\", \"decorrelated\" (or `true`, \
+                 `false`): write `jitter = \"full\"`",
+            )),
         };
-        Ident::new(variant, span)
+    let mode =
+        circuit_spec::retry::jitter(&text).map_err(|message| syn::Error::new(span, message))?;
+    let variant = match mode {
+        "none" => "None",
+        "equal" => "Equal",
+        "decorrelated" => "Decorrelated",
+        _ => "Full",
     };
-    let modes = circuit_spec::JITTER_MODES
-        .iter()
-        .map(|mode| format!("\"{mode}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(lit), ..
-        }) if circuit_spec::JITTER_MODES.contains(&lit.value().as_str()) => {
-            Ok(variant(&lit.value(), lit.span()))
-        }
-        Expr::Lit(ExprLit {
-            lit: Lit::Bool(on), ..
-        }) => Ok(variant(if on.value { "full" } else { "none" }, on.span)),
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(lit), ..
-        }) => Err(syn::Error::new(
-            lit.span(),
-            format!(
-                "`jitter` is one of {modes} (or `true`, `false`), not \"{}\"",
-                lit.value()
-            ),
-        )),
-        _ => Err(syn::Error::new_spanned(
-            value,
-            format!("`jitter` is one of {modes} (or `true`, `false`): write `jitter = \"full\"`"),
-        )),
-    }
+    Ok(Ident::new(variant, span))
 }
 
 /// Checks the function against the keys: what each attempt needs.

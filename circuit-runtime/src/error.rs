@@ -63,7 +63,7 @@ pub enum ConfigError {
     },
     /// A retry configuration's `max_delay` is shorter than its
     /// `base_delay`.
-    #[error("`max_delay` must be at least `base_delay` ({base_delay:?}), got {max_delay:?}")]
+    #[error("{}", circuit_spec::retry::delays(*.base_delay, *.max_delay).err().unwrap_or_default())]
     MaxDelayBelowBaseDelay {
         /// The first retry's delay.
         base_delay: Duration,

@@ -30,6 +30,7 @@
 
 pub mod duration;
 mod problem;
+pub mod retry;
 mod settings;
 mod value;
 
@@ -47,13 +48,6 @@ pub const MAX_TRIAL_CALLS: u32 = u16::MAX as u32;
 /// The largest `window_size`: each outcome of a count window is one 8-byte
 /// word, so the largest window takes 8 MB.
 pub const MAX_WINDOW_SIZE: u32 = 1_000_000;
-
-/// The most retries a retry configuration allows: beyond, a retry loop
-/// is an outage amplifier, not a policy.
-pub const MAX_RETRIES: u32 = 1000;
-
-/// The retry jitter modes, as options write them.
-pub const JITTER_MODES: [&str; 4] = ["none", "full", "equal", "decorrelated"];
 
 /// One option of a breaker, named as its builder method, attribute key and
 /// file key.

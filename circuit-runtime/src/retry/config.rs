@@ -66,15 +66,12 @@ impl std::str::FromStr for Jitter {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Jitter, String> {
-        match text {
-            "none" | "false" => Ok(Jitter::None),
-            "full" | "true" => Ok(Jitter::Full),
-            "equal" => Ok(Jitter::Equal),
-            "decorrelated" => Ok(Jitter::Decorrelated),
-            other => Err(format!(
-                "`jitter` must be one of \"none\", \"full\", \"equal\", \"decorrelated\", got \"{other}\""
-            )),
-        }
+        Ok(match circuit_spec::retry::jitter(text)? {
+            "none" => Jitter::None,
+            "equal" => Jitter::Equal,
+            "decorrelated" => Jitter::Decorrelated,
+            _ => Jitter::Full,
+        })
     }
 }
 
@@ -113,8 +110,8 @@ impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
             max_retries: 3,
-            base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(60),
+            base_delay: circuit_spec::retry::DEFAULT_BASE_DELAY,
+            max_delay: circuit_spec::retry::DEFAULT_MAX_DELAY,
             exponential_base: 2.0,
             jitter: Jitter::Full,
             max_elapsed: None,
@@ -238,7 +235,9 @@ impl RetryConfigBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::OutOfRange`] naming the option and its range.
+    /// [`ConfigError::OutOfRange`] naming the option and its range, or
+    /// [`ConfigError::MaxDelayBelowBaseDelay`]: the checks and messages of
+    /// `circuit_spec::retry`, which `#[retry]` makes at compile time.
     ///
     /// ```
     /// use std::time::Duration;
@@ -248,39 +247,32 @@ impl RetryConfigBuilder {
     ///     .max_delay(Duration::from_secs(1))
     ///     .build()
     ///     .unwrap_err();
-    /// assert_eq!(err.to_string(), "`max_delay` must be at least `base_delay` (10s), got 1s");
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "`max_delay` (1s) must be at least `base_delay` (10s): raise `max_delay` or lower `base_delay`"
+    /// );
     /// ```
     pub fn build(self) -> Result<RetryConfig, ConfigError> {
+        use circuit_spec::retry as table;
         let config = self.config;
-        let out_of_range = |option, expected, value: String| {
-            Err(ConfigError::OutOfRange {
-                option,
-                expected,
-                value,
-            })
+        let out_of_range = |range: table::OutOfRange, value: String| ConfigError::OutOfRange {
+            option: range.option,
+            expected: range.expected,
+            value,
         };
-        if config.max_retries > circuit_spec::MAX_RETRIES {
-            return out_of_range(
-                "max_retries",
-                "between 0 and 1000",
-                config.max_retries.to_string(),
-            );
-        }
-        if !(config.exponential_base >= 1.0 && config.exponential_base.is_finite()) {
-            return out_of_range(
-                "exponential_base",
-                "at least 1.0",
-                config.exponential_base.to_string(),
-            );
-        }
-        if config.max_delay < config.base_delay {
+        table::max_retries(config.max_retries.into())
+            .map_err(|range| out_of_range(range, config.max_retries.to_string()))?;
+        table::exponential_base(config.exponential_base)
+            .map_err(|range| out_of_range(range, config.exponential_base.to_string()))?;
+        if table::delays(config.base_delay, config.max_delay).is_err() {
             return Err(ConfigError::MaxDelayBelowBaseDelay {
                 base_delay: config.base_delay,
                 max_delay: config.max_delay,
             });
         }
-        if config.max_elapsed == Some(Duration::ZERO) {
-            return out_of_range("max_elapsed", "greater than zero", "0s".to_owned());
+        if let Some(limit) = config.max_elapsed {
+            table::limit("max_elapsed", limit)
+                .map_err(|range| out_of_range(range, circuit_spec::duration::format(limit)))?;
         }
         Ok(config)
     }
