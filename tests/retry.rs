@@ -177,6 +177,38 @@ fn a_breaker_rejection_ends_the_retries_at_once() {
 }
 
 #[test]
+fn max_elapsed_counts_the_first_attempts_time_too() {
+    let clock = ManualClock::new();
+    let config = RetryConfig::builder()
+        .base_delay(secs(2))
+        .jitter(Jitter::None)
+        .max_elapsed(secs(6))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut attempts = 0;
+    let result: Result<(), _> = retry(&config, || {
+        attempts += 1;
+        clock.advance(secs(5));
+        Err(reset())
+    });
+    assert!(result.is_err());
+    assert_eq!(attempts, 1, "5 s spent, and a 2 s delay would end past 6 s");
+}
+
+#[test]
+fn a_zero_base_delay_stays_zero_however_many_retries() {
+    let config = RetryConfig::builder()
+        .max_retries(1000)
+        .base_delay(Duration::ZERO)
+        .exponential_base(10.0)
+        .jitter(Jitter::None)
+        .build()
+        .unwrap();
+    assert!(config.delays().all(|delay| delay.is_zero()));
+}
+
+#[test]
 fn max_elapsed_counts_the_attempts_and_the_delays() {
     let clock = ManualClock::new();
     let config = RetryConfig::builder()

@@ -657,11 +657,14 @@ fn judge(args: &RetryArgs, private: &TokenStream, ret: &TokenStream) -> TokenStr
     if let Some(path) = &args.retry_if {
         return quote!(|#error: &_| #private::retry_if_verdict(#path(#error)));
     }
+    // The error's type is inferred from the runtime's bound, not named:
+    // a return type with `impl Trait` in it cannot be named.
+    let _ = ret;
     quote! {
-        |#error: &<#ret as #private::Fallible>::Err| {
+        |#error: &_| {
             #[allow(unused_imports)]
             use #private::{JudgeAny as _, JudgeClassified as _};
-            (&&&#private::RetryJudge::<<#ret as #private::Fallible>::Err>::new()).verdict(#error)
+            (&&&#private::RetryJudge::of(#error)).verdict(#error)
         }
     }
 }

@@ -170,8 +170,10 @@ pub use circuit_macros::circuit_breaker;
 ///
 /// Without `retry_if`, an error type that implements
 /// [`Classify`](retry::Classify) is retried unless `Permanent`; any other
-/// error is retried. Each attempt gets its own copy of the arguments taken
-/// by value (they must be `Clone`).
+/// error is retried (so is an error type that is a generic parameter: the
+/// attribute cannot see its classification; give it a `retry_if`). Each
+/// attempt gets its own copy of the arguments taken by value (they must be
+/// `Clone`).
 ///
 /// Keys, all optional but `sleeper` on an `async fn` (values are checked
 /// at compile time):

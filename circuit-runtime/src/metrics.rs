@@ -51,7 +51,9 @@ pub struct Metrics {
     pub retry_attempts: u64,
     /// How the calls of `#[retry]` through this breaker ended.
     pub retry_calls: RetryCalls,
-    /// Calls, successful or not, that took at least `slow_call_duration`.
+    /// Calls, successful or not, that took at least `slow_call_duration`,
+    /// and calls cut off at a time limit (a `timeout`), which ran too long
+    /// by definition.
     pub slow_calls: u64,
     /// Transitions into `Open`.
     pub times_opened: u64,

@@ -690,6 +690,12 @@ impl<E> RetryJudge<E> {
     pub const fn new() -> Self {
         RetryJudge(std::marker::PhantomData)
     }
+
+    /// The judge of `error`'s type, which the caller need not name (a
+    /// return type with `impl Trait` in it cannot be named).
+    pub const fn of(_error: &E) -> Self {
+        RetryJudge(std::marker::PhantomData)
+    }
 }
 
 /// The judge of errors that classify themselves.
@@ -827,6 +833,7 @@ where
     F: FnMut() -> R,
 {
     crate::retry::record_first_attempt(config);
+    let started = crate::retry::start(config);
     // A first-attempt success is counted as the retry's in place of the
     // plain success: the common case costs no counter of its own.
     let first_success = crate::breaker::permit::Verdict::FirstRetrySuccess;
@@ -837,7 +844,7 @@ where
             RetryOutcome::Rejected(rejection)
         }
         Err(CallError::Failed(error)) => {
-            retry_through_after(breaker, config, judge, is_failure, attempt, error)
+            retry_through_after(breaker, config, started, judge, is_failure, attempt, error)
         }
     }
 }
@@ -845,9 +852,11 @@ where
 /// The retries of [`retry_through`], after its first attempt failed.
 #[cold]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)] // the first attempt's whole state, handed on
 fn retry_through_after<R, J, C, F>(
     breaker: &CircuitBreaker,
     config: &RetryConfig,
+    started: Option<std::time::Instant>,
     judge: J,
     is_failure: C,
     mut attempt: F,
@@ -859,7 +868,7 @@ where
     C: Fn(&R::Err) -> bool,
     F: FnMut() -> R,
 {
-    let mut attempts = crate::retry::Attempts::new(config);
+    let mut attempts = crate::retry::Attempts::new(config, started);
     loop {
         let verdict = judge(&error);
         let Some(delay) = attempts.next_wait(&verdict) else {
@@ -900,6 +909,7 @@ where
     S: Sleeper,
 {
     crate::retry::record_first_attempt(config);
+    let started = crate::retry::start(config);
     let mut attempts: Option<crate::retry::Attempts<'_>> = None;
     loop {
         let next = attempt();
@@ -916,7 +926,7 @@ where
             }
             Err(CallError::Failed(error)) => error,
         };
-        let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config));
+        let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config, started));
         let verdict = judge(&error);
         let Some(delay) = attempts.next_wait(&verdict) else {
             breaker.count_retried_call(false, attempts.made(), attempts.budget_spent());
@@ -987,6 +997,7 @@ where
     S: Sleeper,
 {
     crate::retry::record_first_attempt(config);
+    let started = crate::retry::start(config);
     let mut attempts: Option<crate::retry::Attempts<'_>> = None;
     loop {
         let next = attempt();
@@ -1017,7 +1028,7 @@ where
             Ok(Ok(Err(error))) => error,
             Ok(Err(timeout)) => FromTimeout::from_timeout(timeout),
         };
-        let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config));
+        let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config, started));
         let verdict = judge(&error);
         let Some(delay) = attempts.next_wait(&verdict) else {
             breaker.count_retried_call(false, attempts.made(), attempts.budget_spent());

@@ -64,7 +64,12 @@ impl Backoff {
 /// a panic there would escape from a caller's call in the middle of a
 /// transition.
 pub(crate) fn saturating_mul(duration: Duration, factor: f64) -> Duration {
-    Duration::try_from_secs_f64(duration.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+    let product = duration.as_secs_f64() * factor;
+    // Zero times an overflowed factor is NaN: still zero.
+    if product.is_nan() {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(product).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]

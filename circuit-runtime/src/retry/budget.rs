@@ -90,8 +90,10 @@ impl RetryBudget {
     /// Takes one retry from the budget if it has one; `false` when it is
     /// spent, and the caller should give up.
     pub fn try_retry(&self) -> bool {
-        let now = self.second();
         let mut buckets = lock_std(&self.buckets);
+        // Read under the lock: a second read before it could be older than
+        // the newest bucket by the time the lock is taken.
+        let now = self.second();
         Self::expire(&mut buckets, now);
         let (first_attempts, retries) = buckets.iter().fold((0, 0), |(first, retried), bucket| {
             (first + bucket.first_attempts, retried + bucket.retries)
@@ -109,8 +111,8 @@ impl RetryBudget {
     }
 
     fn update(&self, change: impl FnOnce(&mut Bucket)) {
-        let now = self.second();
         let mut buckets = lock_std(&self.buckets);
+        let now = self.second();
         Self::expire(&mut buckets, now);
         change(Self::bucket(&mut buckets, now));
     }

@@ -37,7 +37,7 @@ pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use classify::{classify_error, should_retry, Classify, ErrorCategory, Severity};
 pub use config::{Delays, Jitter, RetryConfig, RetryConfigBuilder};
 pub(crate) use run::{
-    classified, record_first_attempt, retry_async_judged, retry_blocking, within, Attempts,
+    classified, record_first_attempt, retry_async_judged, retry_blocking, start, within, Attempts,
     Borrowed,
 };
 pub use run::{retry, retry_async, retry_async_if, retry_if, RetryVerdict, Sleeper};

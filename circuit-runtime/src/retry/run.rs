@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::classify::Classify;
 use super::config::{Delays, RetryConfig};
-use crate::clock::{Clock, Timeline};
+use std::time::Instant;
+
+use crate::clock::Clock;
 
 /// How an async retry waits between attempts: any
 /// `Fn(Duration) -> impl Future<Output = ()>` is one, so every executor
@@ -61,21 +63,21 @@ pub struct RetryVerdict {
 pub(crate) struct Attempts<'a> {
     config: &'a RetryConfig,
     delays: Delays,
-    timeline: Timeline,
-    started: u64,
+    /// When the first attempt began, on the configuration's clock; read
+    /// only when `max_elapsed` asks for it.
+    started: Option<Instant>,
     /// Attempts made so far.
     made: u32,
     budget_spent: bool,
 }
 
 impl<'a> Attempts<'a> {
-    pub(crate) fn new(config: &'a RetryConfig) -> Self {
-        let timeline = Timeline::new(config.clock.clone());
-        let started = timeline.now_nanos();
+    /// The bookkeeping of a call whose first attempt began at `started`
+    /// (see [`start`]) and failed.
+    pub(crate) fn new(config: &'a RetryConfig, started: Option<Instant>) -> Self {
         Attempts {
             config,
             delays: config.delays(),
-            timeline,
             started,
             made: 1,
             budget_spent: false,
@@ -101,8 +103,9 @@ impl<'a> Attempts<'a> {
         }
         let delay = self.delays.next_delay(verdict.hint);
         if let Some(limit) = self.config.max_elapsed {
-            let elapsed =
-                Duration::from_nanos(self.timeline.now_nanos().saturating_sub(self.started));
+            let elapsed = self.started.map_or(Duration::ZERO, |started| {
+                now(&self.config.clock).saturating_duration_since(started)
+            });
             if elapsed.saturating_add(delay) > limit {
                 return None;
             }
@@ -123,6 +126,21 @@ impl<'a> Attempts<'a> {
             Clock::Manual(clock) => clock.advance(delay),
             Clock::Monotonic => std::thread::sleep(delay),
         }
+    }
+}
+
+/// When a call's first attempt begins, if `max_elapsed` will need it:
+/// the limit counts the first attempt's own time too.
+#[inline]
+pub(crate) fn start(config: &RetryConfig) -> Option<Instant> {
+    config.max_elapsed.map(|_| now(&config.clock))
+}
+
+/// The time on `clock`.
+fn now(clock: &Clock) -> Instant {
+    match clock {
+        Clock::Manual(clock) => clock.now(),
+        Clock::Monotonic => Instant::now(),
     }
 }
 
@@ -225,11 +243,12 @@ where
     F: FnMut() -> Result<T, E>,
 {
     record_first_attempt(config);
+    let started = start(config);
     let first = attempt();
     let Err(mut error) = first else {
         return first;
     };
-    let mut attempts = Attempts::new(config);
+    let mut attempts = Attempts::new(config, started);
     while let Some(delay) = attempts.next_wait(&judge(&error)) {
         attempts.sleep_blocking(delay);
         match attempt() {
@@ -327,11 +346,12 @@ where
     S: Sleeper,
 {
     record_first_attempt(config);
+    let started = start(config);
     let first = attempt().await;
     let Err(mut error) = first else {
         return first;
     };
-    let mut attempts = Attempts::new(config);
+    let mut attempts = Attempts::new(config, started);
     while let Some(delay) = attempts.next_wait(&judge(&error)) {
         sleeper.sleep(delay).await;
         match attempt().await {

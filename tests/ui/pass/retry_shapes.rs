@@ -55,7 +55,18 @@ fn cached(id: u32) -> Result<u32, ApiError> {
     Ok(id)
 }
 
+#[retry(max_retries = 1)]
+fn opaque() -> Result<impl std::fmt::Display, ApiError> {
+    Ok(1)
+}
+
+#[retry(max_retries = 1, sleeper = nap)]
+async fn opaque_async() -> Result<impl std::fmt::Display, std::io::Error> {
+    Ok(1)
+}
+
 fn main() {
+    let _ = (opaque(), opaque_async());
     let mut client = Client { base: "http://".to_owned() };
     let _ = client.get("/", 0);
     let _ = client.get_async(1);
