@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::iter;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::ptr;
 pub use std::sync::OnceLock;
@@ -870,23 +871,14 @@ where
 {
     let mut attempts = crate::retry::Attempts::new(config, started);
     loop {
-        let verdict = judge(&error);
-        let Some(delay) = attempts.next_wait(&verdict) else {
-            breaker.count_retried_call(false, attempts.made(), attempts.budget_spent());
-            return RetryOutcome::Failed(R::from_err(error));
-        };
-        breaker.count_retry(attempts.made(), delay, verdict.category);
-        attempts.sleep_blocking(delay);
-        error = match breaker.call_with(&is_failure, || attempt().into_result()) {
-            Ok(ok) => {
-                breaker.count_retried_call(true, attempts.made(), false);
-                return RetryOutcome::Succeeded(R::from_ok(ok));
-            }
-            Err(CallError::Rejected(rejection)) => {
-                breaker.count_retried_call(false, attempts.made(), false);
-                return RetryOutcome::Rejected(rejection);
-            }
-            Err(CallError::Failed(error)) => error,
+        match wait_before_retry(breaker, &mut attempts, &judge, error) {
+            ControlFlow::Break(end) => return end,
+            ControlFlow::Continue(delay) => attempts.sleep_blocking(delay),
+        }
+        let outcome = attempted(breaker.call_with(&is_failure, || attempt().into_result()));
+        error = match settle_attempt(breaker, attempts.made(), outcome) {
+            ControlFlow::Break(end) => return end,
+            ControlFlow::Continue(error) => error,
         };
     }
 }
@@ -908,33 +900,18 @@ where
     Fut: Future<Output = R>,
     S: Sleeper,
 {
-    crate::retry::record_first_attempt(config);
-    let started = crate::retry::start(config);
-    let mut attempts: Option<crate::retry::Attempts<'_>> = None;
-    loop {
+    let is_failure = &is_failure;
+    let through = || {
         let next = attempt();
-        let call = breaker.call_async_with(&is_failure, async move { next.await.into_result() });
-        let made = attempts.as_ref().map_or(1, crate::retry::Attempts::made);
-        let error = match call.await {
-            Ok(ok) => {
-                breaker.count_retried_call(true, made, false);
-                return RetryOutcome::Succeeded(R::from_ok(ok));
-            }
-            Err(CallError::Rejected(rejection)) => {
-                breaker.count_retried_call(false, made, false);
-                return RetryOutcome::Rejected(rejection);
-            }
-            Err(CallError::Failed(error)) => error,
-        };
-        let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config, started));
-        let verdict = judge(&error);
-        let Some(delay) = attempts.next_wait(&verdict) else {
-            breaker.count_retried_call(false, attempts.made(), attempts.budget_spent());
-            return RetryOutcome::Failed(R::from_err(error));
-        };
-        breaker.count_retry(attempts.made(), delay, verdict.category);
-        sleeper.sleep(delay).await;
-    }
+        async move {
+            attempted(
+                breaker
+                    .call_async_with(is_failure, async move { next.await.into_result() })
+                    .await,
+            )
+        }
+    };
+    retry_attempts_async(breaker, config, &sleeper, judge, through).await
 }
 
 /// [`retry_plain_async`] with each attempt cut off at `limit`
@@ -996,47 +973,113 @@ where
     Fut: Future<Output = R>,
     S: Sleeper,
 {
+    let (is_failure, limits) = (&is_failure, &sleeper);
+    let through = || {
+        let next = attempt();
+        async move {
+            let body = async move { next.await.into_result() };
+            let call = TimedInFlight::new(
+                InFlight::new(breaker, body, is_failure),
+                breaker,
+                crate::retry::Borrowed(limits),
+                limit,
+            );
+            let mut call = std::pin::pin!(call);
+            let outcome = std::future::poll_fn(|cx| {
+                call.as_mut()
+                    .poll_timed(cx, |result: &Result<_, R::Err>| result.as_ref().err())
+            })
+            .await;
+            outcome.map(|timed| {
+                timed.unwrap_or_else(|timeout| Err(FromTimeout::from_timeout(timeout)))
+            })
+        }
+    };
+    retry_attempts_async(breaker, config, &sleeper, judge, through).await
+}
+
+/// One attempt through a breaker, as the retry loop sees it: the call's
+/// own result, or the breaker's rejection.
+type Attempted<R> = Result<Result<<R as Fallible>::Ok, <R as Fallible>::Err>, CircuitOpenError>;
+
+/// The loop of every async retry through a breaker: `through` makes one
+/// attempt; each retry waits with `sleeper`.
+async fn retry_attempts_async<R, J, A, AFut, S>(
+    breaker: &CircuitBreaker,
+    config: &RetryConfig,
+    sleeper: &S,
+    judge: J,
+    mut through: A,
+) -> RetryOutcome<R>
+where
+    R: Fallible,
+    J: Fn(&R::Err) -> RetryVerdict,
+    A: FnMut() -> AFut,
+    AFut: Future<Output = Attempted<R>>,
+    S: Sleeper,
+{
     crate::retry::record_first_attempt(config);
     let started = crate::retry::start(config);
     let mut attempts: Option<crate::retry::Attempts<'_>> = None;
     loop {
-        let next = attempt();
-        let body = async move { next.await.into_result() };
-        let limits = crate::retry::Borrowed(&sleeper);
-        let call = TimedInFlight::new(
-            InFlight::new(breaker, body, &is_failure),
-            breaker,
-            limits,
-            limit,
-        );
-        let mut call = std::pin::pin!(call);
-        let outcome = std::future::poll_fn(|cx| {
-            call.as_mut()
-                .poll_timed(cx, |result: &Result<_, R::Err>| result.as_ref().err())
-        })
-        .await;
+        let outcome = through().await;
         let made = attempts.as_ref().map_or(1, crate::retry::Attempts::made);
-        let error = match outcome {
-            Ok(Ok(Ok(ok))) => {
-                breaker.count_retried_call(true, made, false);
-                return RetryOutcome::Succeeded(R::from_ok(ok));
-            }
-            Err(rejection) => {
-                breaker.count_retried_call(false, made, false);
-                return RetryOutcome::Rejected(rejection);
-            }
-            Ok(Ok(Err(error))) => error,
-            Ok(Err(timeout)) => FromTimeout::from_timeout(timeout),
+        let error = match settle_attempt(breaker, made, outcome) {
+            ControlFlow::Break(end) => return end,
+            ControlFlow::Continue(error) => error,
         };
         let attempts = attempts.get_or_insert_with(|| crate::retry::Attempts::new(config, started));
-        let verdict = judge(&error);
-        let Some(delay) = attempts.next_wait(&verdict) else {
-            breaker.count_retried_call(false, attempts.made(), attempts.budget_spent());
-            return RetryOutcome::Failed(R::from_err(error));
-        };
-        breaker.count_retry(attempts.made(), delay, verdict.category);
-        sleeper.sleep(delay).await;
+        match wait_before_retry(breaker, attempts, &judge, error) {
+            ControlFlow::Break(end) => return end,
+            ControlFlow::Continue(delay) => sleeper.sleep(delay).await,
+        }
     }
+}
+
+/// A breaker call's result as the retry loop sees an attempt.
+fn attempted<T, E>(result: Result<T, CallError<E>>) -> Result<Result<T, E>, CircuitOpenError> {
+    match result {
+        Ok(ok) => Ok(Ok(ok)),
+        Err(CallError::Failed(error)) => Ok(Err(error)),
+        Err(CallError::Rejected(rejection)) => Err(rejection),
+    }
+}
+
+/// The end of a retried call whose attempt number `made` ended in
+/// `outcome`, counted by how it ended; or the attempt's error, to judge.
+fn settle_attempt<R: Fallible>(
+    breaker: &CircuitBreaker,
+    made: u32,
+    outcome: Attempted<R>,
+) -> ControlFlow<RetryOutcome<R>, R::Err> {
+    match outcome {
+        Ok(Ok(ok)) => {
+            breaker.count_retried_call(true, made, false);
+            ControlFlow::Break(RetryOutcome::Succeeded(R::from_ok(ok)))
+        }
+        Err(rejection) => {
+            breaker.count_retried_call(false, made, false);
+            ControlFlow::Break(RetryOutcome::Rejected(rejection))
+        }
+        Ok(Err(error)) => ControlFlow::Continue(error),
+    }
+}
+
+/// After an attempt failed with `error`: the wait before the next one,
+/// counted and reported as a retry; or the call's end, counted.
+fn wait_before_retry<R: Fallible>(
+    breaker: &CircuitBreaker,
+    attempts: &mut crate::retry::Attempts<'_>,
+    judge: &impl Fn(&R::Err) -> RetryVerdict,
+    error: R::Err,
+) -> ControlFlow<RetryOutcome<R>, Duration> {
+    let verdict = judge(&error);
+    let Some(delay) = attempts.next_wait(&verdict) else {
+        breaker.count_retried_call(false, attempts.made(), attempts.budget_spent());
+        return ControlFlow::Break(RetryOutcome::Failed(R::from_err(error)));
+    };
+    breaker.count_retry(attempts.made(), delay, verdict.category);
+    ControlFlow::Continue(delay)
 }
 
 #[cfg(test)]
