@@ -219,3 +219,28 @@ fn a_rejection_allocates_nothing_with_a_transition_hook_and_no_subscriber() {
         "allocations in {CALLS} rejections with a retry_after"
     );
 }
+
+#[circuit_runtime::circuit_breaker(name = "allocations.keyed", key = host)]
+fn fetch_from(host: &str) -> Result<u32, circuit_runtime::CircuitOpenError> {
+    Ok(black_box(host.len()).try_into().unwrap_or_default())
+}
+
+#[test]
+fn a_keyed_call_with_a_key_seen_before_allocates_nothing() {
+    let hosts = ["a.example:443", "b.example:443", "c.example:443"];
+    for host in hosts {
+        fetch_from(host).unwrap();
+    }
+    let mut next = 0;
+    let allocations = allocations_per_calls(|| {
+        next = (next + 1) % hosts.len();
+        black_box(fetch_from(black_box(hosts[next])).unwrap());
+    });
+    assert_eq!(allocations, 0);
+
+    let keyed = circuit_runtime::registry().keyed("allocations.keyed_handle", Config::default());
+    let allocations = allocations_per_calls(|| {
+        black_box(keyed.get(&black_box(42_u32)));
+    });
+    assert_eq!(allocations, 0);
+}

@@ -24,6 +24,8 @@ const OTHER_KEYS: &[(&str, &str)] = &[
     ("timeout", "\"2s\""),
     ("sleeper", "tokio::time::sleep"),
     ("crate", "\"circuit_runtime\""),
+    ("key", "self.host"),
+    ("max_keys", "1000"),
 ];
 
 /// A parsed attribute: `#[circuit_breaker(name = "quotes", ...)]`.
@@ -40,6 +42,10 @@ pub struct Args {
     pub timeout: Option<(std::time::Duration, Span)>,
     /// What measures `timeout`.
     pub sleeper: Option<Path>,
+    /// The expression whose text picks the call's breaker under `name`.
+    pub key: Option<Expr>,
+    /// The bound on a keyed name's breakers, and where it is written.
+    pub max_keys: Option<(usize, Span)>,
     /// Runtime options, in the order written.
     pub options: Vec<ConfigOption>,
     /// Every key seen, to reject duplicates.
@@ -190,6 +196,11 @@ impl Args {
             "config" => path(&key, &value).map(|path| self.config = Some((key.clone(), path))),
             "fallback_on" => fallback_on(&key, &value).map(|on| self.fallback_on = Some(on)),
             "sleeper" => path(&key, &value).map(|path| self.sleeper = Some(path)),
+            "key" => {
+                self.key = Some(value);
+                Ok(())
+            }
+            "max_keys" => max_keys(&value).map(|max| self.max_keys = Some((max, key.span()))),
             "timeout" => lit_str(&key, &value).and_then(|lit| {
                 let limit = circuit_spec::duration::parse(&lit.value()).map_err(|problem| {
                     syn::Error::new(lit.span(), format!("`timeout`: {problem}"))
@@ -265,6 +276,20 @@ pub fn path(key: &Ident, value: &Expr) -> syn::Result<Path> {
                 example(&key.to_string())
             ),
         )),
+    }
+}
+
+/// `max_keys = 1000`: a whole number of at least 1.
+fn max_keys(value: &Expr) -> syn::Result<usize> {
+    let message = "`max_keys` takes a whole number of at least 1: write `max_keys = 1000`";
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => match int.base10_parse::<usize>() {
+            Ok(max) if max >= 1 => Ok(max),
+            _ => Err(syn::Error::new_spanned(value, message)),
+        },
+        _ => Err(syn::Error::new_spanned(value, message)),
     }
 }
 

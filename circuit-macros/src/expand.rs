@@ -292,6 +292,9 @@ pub fn resolve_breaker(
     // a site that keeps a breaker per type. The name is passed as a value,
     // not as a function: inlined, it is a constant the site compares by
     // address.
+    if let Some(key) = &args.key {
+        return keyed_breaker(args, key, private, breaker, &name, &config);
+    }
     let lookup = if named_after_type(args, sig) {
         quote! {
             static #site: #private::MethodSite = #private::MethodSite::new();
@@ -310,9 +313,47 @@ pub fn resolve_breaker(
     }
 }
 
+/// `let breaker = ...;` for a keyed breaker: the call site caches the keyed
+/// name's table, and each call finds its key's breaker in it. The breaker
+/// is held (an `Arc`) for the call, so one whose key the table drops
+/// meanwhile still finishes the call.
+///
+/// ```text
+/// let breaker_of_key = {
+///     static SITE: KeyedSite = KeyedSite::new();
+///     SITE.breaker("upstream", breaker_key(&(self.host)), key_limits(None), config)
+/// };
+/// let breaker = &*breaker_of_key;
+/// ```
+fn keyed_breaker(
+    args: &Args,
+    key: &syn::Expr,
+    private: &TokenStream,
+    breaker: &Ident,
+    name: &TokenStream,
+    config: &TokenStream,
+) -> TokenStream {
+    let site = Ident::new("CIRCUIT_BREAKER_SITE", Span::mixed_site());
+    let owner = Ident::new("breaker_of_key", Span::mixed_site());
+    let span = key.span();
+    let check = respan(quote!(#private::breaker_key), span);
+    let key = quote_spanned!(span=> #check(&(#key)));
+    let max_keys = args.max_keys.map_or_else(
+        || quote!(::core::option::Option::None),
+        |(max, _)| quote!(::core::option::Option::Some(#max)),
+    );
+    quote! {
+        let #owner = {
+            static #site: #private::KeyedSite = #private::KeyedSite::new();
+            #site.breaker(#name, #key, #private::key_limits(#max_keys), #config)
+        };
+        let #breaker: &#private::CircuitBreaker = &#owner;
+    }
+}
+
 /// Whether the breaker is named after the method's type, found at run time.
 fn named_after_type(args: &Args, sig: &syn::Signature) -> bool {
-    args.name.is_none() && sig.receiver().is_some()
+    args.name.is_none() && args.key.is_none() && sig.receiver().is_some()
 }
 
 /// The return type for a turbofish (`impl Trait` erased to `_`), and the

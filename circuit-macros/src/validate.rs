@@ -36,6 +36,7 @@ pub fn check(args: &Args, function: Option<&Function>, errors: &mut Errors) {
             ));
         }
     }
+    check_key(args, errors);
     check_options(args, errors);
     check_timeout(args, function, errors);
     if let Some(retry) = function.and_then(|function| {
@@ -121,6 +122,23 @@ fn check_function(args: &Args, function: &Function, errors: &mut Errors) {
                 }
             }
         }
+    }
+}
+
+/// `key` needs a `name` to put the keys under; `max_keys` bounds a `key`.
+fn check_key(args: &Args, errors: &mut Errors) {
+    if let (Some(key), None) = (&args.key, &args.name) {
+        errors.push(syn::Error::new_spanned(
+            key,
+            "`key` needs a `name`: each key's breaker is called `<name>/<key>`; write \
+             `name = \"upstream\", key = ...`",
+        ));
+    }
+    if let (Some((_, span)), None) = (args.max_keys, &args.key) {
+        errors.push(syn::Error::new(
+            span,
+            "`max_keys` bounds the breakers of a `key`: add `key = ...`, or remove `max_keys`",
+        ));
     }
 }
 

@@ -58,6 +58,9 @@ pub enum Event {
     Reconfiguration(Reconfiguration),
     /// A `#[retry]` call through the breaker is about to try again.
     Retry(RetryAttempt),
+    /// A keyed name reached its bound on keys: keys beyond it share the
+    /// overflow breaker this event comes from. Reported once per name.
+    KeyOverflow(KeyOverflow),
 }
 
 impl Event {
@@ -77,6 +80,7 @@ impl Event {
             Event::SlowCall(slow) => slow.name,
             Event::Reconfiguration(reconfiguration) => reconfiguration.name,
             Event::Retry(retry) => retry.name,
+            Event::KeyOverflow(overflow) => overflow.name,
         }
     }
 
@@ -97,6 +101,7 @@ impl Event {
             Event::SlowCall(_) => "slow_call",
             Event::Reconfiguration(_) => "reconfiguration",
             Event::Retry(_) => "retry",
+            Event::KeyOverflow(_) => "key_overflow",
         }
     }
 }
@@ -147,8 +152,44 @@ impl std::fmt::Display for Event {
                 "circuit breaker '{name}' was reconfigured: {} changed",
                 reconfiguration.changed.join(", ")
             ),
+            Event::KeyOverflow(overflow) => write!(
+                f,
+                "circuit breaker '{name}' takes the keys beyond the first {}, from key '{}' on",
+                overflow.max_keys, overflow.key
+            ),
         }
     }
+}
+
+/// A keyed name reached its bound: what [`Event::KeyOverflow`] carries.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use circuit_runtime::{Event, KeyLimits, Registry};
+///
+/// let registry = Registry::new();
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&seen);
+/// registry.on_event(move |event: &Event| {
+///     if let Event::KeyOverflow(overflow) = event {
+///         sink.lock().unwrap().push((overflow.name, overflow.key.clone(), overflow.max_keys));
+///     }
+/// });
+/// let tenants = registry.keyed_with("tenants", Default::default(), KeyLimits::new().max_keys(1));
+/// tenants.get("a");
+/// tenants.get("b");
+/// tenants.get("c");
+/// assert_eq!(*seen.lock().unwrap(), [("tenants/_overflow", "b".to_string(), 1)]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyOverflow {
+    /// The overflow breaker's name, `<name>/_overflow`.
+    pub name: &'static str,
+    /// The first key that got no breaker of its own.
+    pub key: String,
+    /// The bound it met.
+    pub max_keys: usize,
 }
 
 /// A fallback ran: what [`Event::Fallback`] carries.

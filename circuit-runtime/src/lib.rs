@@ -67,6 +67,7 @@ mod error;
 mod events;
 #[cfg(feature = "http")]
 pub mod http;
+mod keyed;
 mod metrics;
 mod names;
 mod policy;
@@ -93,9 +94,10 @@ pub use error::{CallError, CircuitOpenError, ConfigError, TimeoutError};
 #[cfg(feature = "toml")]
 pub use events::Reload;
 pub use events::{
-    Event, FallbackReason, FallbackRun, Reconfiguration, RetryAttempt, SlowCall, Transition,
-    TransitionCause,
+    Event, FallbackReason, FallbackRun, KeyOverflow, Reconfiguration, RetryAttempt, SlowCall,
+    Transition, TransitionCause,
 };
+pub use keyed::{KeyLimits, KeyedBreakers, DEFAULT_MAX_KEYS};
 pub use metrics::{Metrics, RetryCalls};
 pub use registry::{registry, Conflict, Health, Registry, Snapshot};
 #[cfg(feature = "metrics")]

@@ -17,10 +17,10 @@ use crate::breaker::permit::InFlight;
 use crate::breaker::TimedInFlight;
 use crate::cell::{keep_forever, BreakerCell};
 use crate::{
-    registry, CallError, CircuitBreaker, CircuitOpenError, ConfigBuilder, FallbackReason, Permit,
-    TimeoutError,
+    registry, CallError, CircuitOpenError, ConfigBuilder, FallbackReason, Permit, TimeoutError,
 };
 
+pub use crate::CircuitBreaker;
 pub use crate::Config;
 pub use std::time::Duration;
 
@@ -220,6 +220,80 @@ impl MethodSite {
     /// The nodes appended so far, first to last.
     fn nodes(&'static self) -> impl Iterator<Item = &'static Node> {
         iter::successors(self.first.get(), |node| node.next.get().map(|next| &**next))
+    }
+}
+
+/// The call site of a keyed breaker (`key = ...`): the keyed name's table,
+/// resolved through the registry on the first call, then searched by the
+/// key's text on every call (a hash, and a shared lock of one shard).
+#[derive(Debug)]
+pub struct KeyedSite {
+    family: OnceLock<std::sync::Arc<crate::keyed::Family>>,
+}
+
+impl KeyedSite {
+    /// An empty site, for a `static`.
+    #[allow(clippy::new_without_default)] // used in statics: must be const
+    pub const fn new() -> Self {
+        Self {
+            family: OnceLock::new(),
+        }
+    }
+
+    /// The breaker of `key` under the keyed name `name`, whose keys'
+    /// breakers are registered with `config()` unless configured before.
+    #[inline]
+    pub fn breaker(
+        &'static self,
+        name: &str,
+        key: &dyn std::fmt::Display,
+        limits: crate::KeyLimits,
+        config: impl FnOnce() -> Config,
+    ) -> std::sync::Arc<CircuitBreaker> {
+        let family = match self.family.get() {
+            Some(family) => family,
+            None => self.resolve(name, limits, config),
+        };
+        family.get(registry(), key)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve(
+        &'static self,
+        name: &str,
+        limits: crate::KeyLimits,
+        config: impl FnOnce() -> Config,
+    ) -> &'static std::sync::Arc<crate::keyed::Family> {
+        self.family.get_or_init(|| {
+            std::sync::Arc::clone(registry().keyed_with(name, config(), limits).family())
+        })
+    }
+}
+
+/// A value a breaker can be keyed by: its text names the key's breaker.
+#[diagnostic::on_unimplemented(
+    message = "`key = ...` must be `Display`, and `{Self}` is not",
+    label = "each key's breaker is named `<name>/<key>`, after this value's text",
+    note = "implement `Display` for `{Self}`, or key by a field or expression that is `Display` (a host name, an id)"
+)]
+pub trait BreakerKey: std::fmt::Display {}
+
+impl<K: std::fmt::Display + ?Sized> BreakerKey for K {}
+
+/// Checks that a key is `Display`, where the user wrote it. Past this
+/// check the key is a `&dyn Display`, so a key that is not one is reported
+/// here alone.
+#[inline]
+pub fn breaker_key<K: BreakerKey>(key: &K) -> &dyn std::fmt::Display {
+    key
+}
+
+/// The bounds of a keyed call site.
+pub fn key_limits(max_keys: Option<usize>) -> crate::KeyLimits {
+    match max_keys {
+        Some(max_keys) => crate::KeyLimits::new().max_keys(max_keys),
+        None => crate::KeyLimits::new(),
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use crate::breaker::CircuitBreaker;
 use crate::config::{Config, FileConfig};
 use crate::events::{Event, HookList, Transition, TransitionCause};
+use crate::keyed::{member_name, Family, KeyLimits, KeyedBreakers};
 use crate::metrics::Metrics;
 use crate::sync::{lock_std, read, write};
 use crate::State;
@@ -61,12 +62,15 @@ pub struct Registry {
 #[derive(Default)]
 struct Names {
     entries: HashMap<String, Entry>,
+    /// The keyed names, whose keys' breakers are entries too.
+    families: HashMap<String, Arc<Family>>,
     /// The last configuration file loaded; empty without one.
     file: FileConfig,
 }
 
 /// One name: its breaker, once something used it, and where its
-/// configuration comes from.
+/// configuration comes from. A keyed name has an entry without a breaker,
+/// which holds what its keys' breakers are configured from.
 #[derive(Default)]
 struct Entry {
     breaker: Option<Arc<CircuitBreaker>>,
@@ -74,17 +78,35 @@ struct Entry {
     requested: Option<Config>,
     /// What [`Registry::configure`] set: it wins over code.
     configured: Option<Config>,
+    /// The keyed name this is a key's breaker of.
+    family: Option<Arc<str>>,
 }
 
-impl Entry {
+impl Names {
     /// The configuration the breaker called `name` runs with: what
-    /// `configure` set, else the file's options over what code asked for.
-    fn config(&self, name: &str, file: &FileConfig) -> Config {
-        if let Some(configured) = &self.configured {
+    /// `configure` set for it, else for its keyed name; else the file's
+    /// options (its own table over its keyed name's) over what code asked
+    /// for.
+    fn config_of(&self, name: &str) -> Config {
+        let Some(entry) = self.entries.get(name) else {
+            return Config::default();
+        };
+        if let Some(configured) = &entry.configured {
             return configured.clone();
         }
-        let code = self.requested.clone().unwrap_or_default();
-        file.config_for(name, &code)
+        let Some(family) = &entry.family else {
+            let code = entry.requested.clone().unwrap_or_default();
+            return self.file.config_for(name, None, &code);
+        };
+        let family_entry = self.entries.get(&**family);
+        if let Some(configured) = family_entry.and_then(|entry| entry.configured.as_ref()) {
+            return configured.clone();
+        }
+        let code = family_entry
+            .and_then(|entry| entry.requested.clone())
+            .or_else(|| entry.requested.clone())
+            .unwrap_or_default();
+        self.file.config_for(name, Some(family), &code)
     }
 }
 
@@ -216,16 +238,96 @@ impl Registry {
         if entry.requested.is_none() {
             entry.requested = Some(config);
         }
-        let breaker = if let Some(breaker) = &entry.breaker {
-            Arc::clone(breaker)
-        } else {
-            let breaker = self.new_breaker(name, entry.config(name, &names.file));
-            entry.breaker = Some(Arc::clone(&breaker));
-            breaker
-        };
+        let breaker = self.breaker_of(names, name);
         drop(guard);
         self.record(conflict);
         breaker
+    }
+
+    /// The breaker of the entry `name`, built now if it has none.
+    fn breaker_of(&self, names: &mut Names, name: &str) -> Arc<CircuitBreaker> {
+        if let Some(breaker) = names
+            .entries
+            .get(name)
+            .and_then(|entry| entry.breaker.clone())
+        {
+            return breaker;
+        }
+        let breaker = self.new_breaker(name, names.config_of(name));
+        if let Some(entry) = names.entries.get_mut(name) {
+            entry.breaker = Some(Arc::clone(&breaker));
+        }
+        breaker
+    }
+
+    /// The breakers of the keyed name `name`, one per key: see
+    /// [`KeyedBreakers`]. Each key's breaker is built with `config` unless
+    /// the name or the key's own name was [configured](Self::configure) or
+    /// set in a configuration file. At most [`DEFAULT_MAX_KEYS`] keys get
+    /// a breaker of their own; [`keyed_with`](Self::keyed_with) sets
+    /// another bound.
+    ///
+    /// Every call with the same name shares one table of breakers; the
+    /// first call's `config` and limits are the ones used.
+    ///
+    /// [`DEFAULT_MAX_KEYS`]: crate::DEFAULT_MAX_KEYS
+    ///
+    /// ```
+    /// use circuit_runtime::{registry, Config};
+    ///
+    /// let topics = registry().keyed("kafka-topic", Config::default());
+    /// let orders = topics.get("orders");
+    /// assert_eq!(orders.name(), "kafka-topic/orders");
+    /// assert!(std::sync::Arc::ptr_eq(&orders, &registry().get("kafka-topic/orders").unwrap()));
+    /// ```
+    pub fn keyed(&self, name: &str, config: Config) -> KeyedBreakers<'_> {
+        self.keyed_with(name, config, KeyLimits::default())
+    }
+
+    /// [`keyed`](Self::keyed), with the bounds `limits`.
+    ///
+    /// ```
+    /// use circuit_runtime::{Config, KeyLimits, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let tenants = registry.keyed_with("tenants", Config::default(), KeyLimits::new().max_keys(2));
+    /// tenants.get("a");
+    /// tenants.get("b");
+    /// assert_eq!(tenants.get("c").name(), "tenants/_overflow");
+    /// ```
+    pub fn keyed_with(&self, name: &str, config: Config, limits: KeyLimits) -> KeyedBreakers<'_> {
+        if let Some(family) = read(&self.names).families.get(name) {
+            return KeyedBreakers::new(self, Arc::clone(family));
+        }
+        let mut guard = write(&self.names);
+        let names = &mut *guard;
+        let entry = names.entries.entry(name.to_owned()).or_default();
+        if entry.requested.is_none() {
+            entry.requested = Some(config);
+        }
+        let family = names
+            .families
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Family::new(name, limits)));
+        KeyedBreakers::new(self, Arc::clone(family))
+    }
+
+    /// The breaker of `key` under the keyed name `family`, registered as
+    /// `<family>/<key>` if it is not.
+    pub(crate) fn member(&self, family: &str, key: &str) -> Arc<CircuitBreaker> {
+        let name = member_name(family, key);
+        if let Some(breaker) = read(&self.names)
+            .entries
+            .get(&name)
+            .and_then(|entry| entry.breaker.clone())
+        {
+            return breaker;
+        }
+        let mut guard = write(&self.names);
+        let names = &mut *guard;
+        let entry = names.entries.entry(name.clone()).or_default();
+        entry.family = Some(family.into());
+        self.breaker_of(names, &name)
     }
 
     /// Sets the configuration of `name`, which wins over what code asks
@@ -254,21 +356,46 @@ impl Registry {
     /// assert_eq!(mail.config().failure_threshold(), 9, "configured before first use");
     /// # Ok::<(), circuit_runtime::ConfigError>(())
     /// ```
+    ///
+    /// For a [keyed](Self::keyed) name, the configuration is that of every
+    /// key's breaker that was not configured by its own name.
     pub fn configure(&self, name: &str, config: Config) {
-        let mut names = write(&self.names);
-        let entry = names.entries.entry(name.to_owned()).or_default();
-        entry.configured = Some(config.clone());
-        let Some(live) = entry.breaker.clone() else {
-            return;
-        };
-        if live.config().clock == config.clock {
-            let change = live.apply_config(config);
-            drop(names);
-            if let Some(change) = change {
-                live.emit(&Event::Reconfiguration(change));
-            }
+        let mut guard = write(&self.names);
+        let names = &mut *guard;
+        let targets: Vec<String> = if names.families.contains_key(name) {
+            names
+                .entries
+                .iter()
+                .filter(|(_, entry)| {
+                    entry.configured.is_none()
+                        && entry.breaker.is_some()
+                        && entry.family.as_deref() == Some(name)
+                })
+                .map(|(member, _)| member.clone())
+                .collect()
         } else {
-            self.install_fresh(name, entry, config);
+            vec![name.to_owned()]
+        };
+        let mut changes = Vec::new();
+        for target in targets {
+            let Some(entry) = names.entries.get_mut(&target) else {
+                continue;
+            };
+            let Some(live) = entry.breaker.clone() else {
+                continue;
+            };
+            if live.config().clock == config.clock {
+                if let Some(change) = live.apply_config(config.clone()) {
+                    changes.push((live, change));
+                }
+            } else {
+                self.install_fresh(&target, entry, config.clone());
+            }
+        }
+        names.entries.entry(name.to_owned()).or_default().configured = Some(config);
+        drop(guard);
+        for (breaker, change) in changes {
+            breaker.emit(&Event::Reconfiguration(change));
         }
     }
 
@@ -483,7 +610,7 @@ impl Registry {
             .iter()
             .filter_map(|(name, entry)| {
                 let breaker = entry.breaker.as_ref()?;
-                let change = breaker.apply_config(entry.config(name, &names.file))?;
+                let change = breaker.apply_config(names.config_of(name))?;
                 Some((Arc::clone(breaker), change))
             })
             .collect();

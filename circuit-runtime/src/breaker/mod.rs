@@ -111,6 +111,9 @@ pub struct CircuitBreaker {
     /// their caches, and they fetch the registry's current breaker on their
     /// next call. The call itself never looks here.
     sites: std::sync::Mutex<Sites>,
+    /// Set once the registry stops handing the breaker out: what a keyed
+    /// name's table checks before it hands out a breaker it keeps.
+    retired: std::sync::atomic::AtomicBool,
     hooks: HookList,
     /// The registry's hooks, for breakers the registry created.
     shared_hooks: Option<Arc<HookList>>,
@@ -191,6 +194,7 @@ impl CircuitBreaker {
                 config,
             }),
             sites: std::sync::Mutex::default(),
+            retired: std::sync::atomic::AtomicBool::new(false),
             observed: std::sync::atomic::AtomicBool::new(
                 shared_hooks
                     .as_deref()
@@ -437,9 +441,17 @@ impl CircuitBreaker {
         crate::telemetry::retired(self);
         let mut sites = lock_std(&self.sites);
         sites.retired = true;
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
         for cell in sites.cells.drain(..) {
             cell.clear_if(self);
         }
+    }
+
+    /// Whether the registry stopped handing this breaker out for its name.
+    #[inline]
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Points `cell` at this breaker, unless it was retired. Under the

@@ -69,13 +69,20 @@ impl FileConfig {
     /// defaults. Should the code's options contradict the file's (a file's
     /// `minimum_calls` above the code's `window_size`), the file's are
     /// taken without the code's: the file is what an operator can change.
-    pub(crate) fn config_for(&self, name: &str, code: &Config) -> Config {
-        let own = self.breakers.get(name);
+    ///
+    /// A key's breaker of a keyed name (`family`) takes its own table's
+    /// options over its keyed name's table.
+    pub(crate) fn config_for(&self, name: &str, family: Option<&str>, code: &Config) -> Config {
+        let family_table = family.and_then(|family| self.breakers.get(family));
+        let own = match (self.breakers.get(name), family_table) {
+            (Some(own), Some(family)) => Some(own.layered_over(family)),
+            (own, family) => own.or(family).cloned(),
+        };
         if own.is_none() && self.defaults.is_empty() {
             return code.clone();
         }
-        let empty = Settings::new();
-        let own = own.unwrap_or(&empty);
+        let own = own.unwrap_or_default();
+        let own = &own;
         let layered = own.layered_over(&code.explicit.layered_over(&self.defaults));
         Config::from_settings(&layered, code.clock.clone())
             .or_else(|_| {

@@ -61,5 +61,9 @@ pub(super) fn record(event: &Event) {
             let changed = change.changed.join(",");
             info!(target: "circuit_runtime", breaker, changed, "circuit breaker reconfigured");
         }
+        Event::KeyOverflow(overflow) => {
+            let (key, max_keys) = (overflow.key.as_str(), overflow.max_keys);
+            warn!(target: "circuit_runtime", breaker, key, max_keys, "keyed breaker reached its bound on keys");
+        }
     }
 }
