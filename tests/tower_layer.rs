@@ -259,3 +259,46 @@ async fn a_named_layer_follows_the_registry_when_the_name_is_reconfigured() {
     });
     assert!(matches!(result, Err(CallError::Rejected(_))));
 }
+
+#[test]
+fn a_fallback_after_the_layer_is_told_why_through_the_errors_cause() {
+    let (layer, breaker, _clock) = layer("tower.fallback_cause");
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&breaker);
+    let service = layer.layer(upstream(&reached)).map_result(
+        move |result: Result<u16, CallError<&'static str>>| {
+            result.or_else(|error| -> Result<u16, CallError<&'static str>> {
+                let cause = error.cause();
+                counted.record_fallback(cause.reason());
+                match cause {
+                    circuit_runtime::FallbackCause::Failed(reason) => {
+                        Ok(if *reason == "connection reset" { 1 } else { 2 })
+                    }
+                    circuit_runtime::FallbackCause::Rejected(open) => {
+                        Ok(u16::try_from(open.retry_after_secs().unwrap()).unwrap())
+                    }
+                }
+            })
+        },
+    );
+    futures::executor::block_on(async {
+        let mut service = service;
+        for _ in 0..2 {
+            assert_eq!(service.ready().await.unwrap().call(600).await, Ok(1));
+        }
+        assert_eq!(
+            service.ready().await.unwrap().call(200).await,
+            Ok(10),
+            "rejected: the fallback sees the time until the next trial"
+        );
+    });
+    assert_eq!(reached.load(Ordering::Relaxed), 2);
+    let metrics = breaker.metrics();
+    assert_eq!(
+        (
+            metrics.fallbacks_after_failure,
+            metrics.fallbacks_after_rejection
+        ),
+        (2, 1)
+    );
+}

@@ -217,10 +217,12 @@ fn rejected_arm(
     is_async: bool,
     breaker: &Ident,
 ) -> TokenStream {
-    let passed = arguments.iter().map(|argument| &argument.ident);
-    let call = call_fallback(fallback, private, is_async, &quote!(#(#passed),*));
+    let passed: Vec<_> = arguments.iter().map(|argument| &argument.ident).collect();
+    let rejection = Ident::new("rejection", Span::mixed_site());
+    let cause = rejection.to_token_stream();
+    let call = call_fallback(fallback, private, is_async, &passed, &cause);
     quote! {
-        ::core::result::Result::Err(_) => {
+        ::core::result::Result::Err(#rejection) => {
             #private::fallback_after_rejection(#breaker);
             return #call;
         }
@@ -405,9 +407,17 @@ fn fallback_on_error(
         });
         passed.push(copy.into_token_stream());
     }
-    let call = call_fallback(fallback, private, is_async, &quote!(#(#passed),*));
+    let cause = Ident::new("cause", Span::mixed_site());
+    let passed: Vec<_> = passed.iter().collect();
+    let call = call_fallback(
+        fallback,
+        private,
+        is_async,
+        &passed,
+        &cause.to_token_stream(),
+    );
     let after_failure = quote! {
-        if #private::is_error(&#outcome) {
+        if let ::core::option::Option::Some(#cause) = #private::failed_with(&#outcome) {
             #private::fallback_after_failure(#breaker);
             return #call;
         }
@@ -445,19 +455,25 @@ fn config(args: &Args, private: &TokenStream, name: &TokenStream) -> TokenStream
 
 /// The call of the fallback, spanned at its path so a signature mismatch
 /// is reported at `fallback = ...`.
+///
+/// The fallback takes the function's arguments, and may take after them
+/// why it runs (a `FallbackCause`): `run_fallback` accepts both shapes, and
+/// which one the fallback has is inferred from its signature.
 pub fn call_fallback(
     fallback: &Path,
     private: &TokenStream,
     is_async: bool,
-    arguments: &TokenStream,
+    arguments: &[&TokenStream],
+    cause: &TokenStream,
 ) -> TokenStream {
     let span = fallback.span();
-    let arguments = respan(arguments.clone(), span);
+    let arguments = respan(quote!(#(#arguments,)*), span);
     if is_async {
-        let check = respan(quote!(#private::async_fallback), span);
-        quote_spanned!(span=> #check(#fallback(#arguments)).await)
+        let run = respan(quote!(#private::run_async_fallback), span);
+        quote_spanned!(span=> #run(#fallback, (#arguments), #cause).await)
     } else {
-        quote_spanned!(span=> #fallback(#arguments))
+        let run = respan(quote!(#private::run_fallback), span);
+        quote_spanned!(span=> #run(#fallback, (#arguments), #cause))
     }
 }
 

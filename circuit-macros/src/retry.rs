@@ -620,21 +620,30 @@ impl Shared<'_> {
         let through = expand::respan(through, self.ret_span);
         let arguments = expand::arguments(sig);
         let passed: Vec<_> = arguments.iter().map(|argument| &argument.ident).collect();
-        let fallback = |reason: TokenStream| {
+        let cause = Ident::new("cause", def);
+        let fallback = |reason: TokenStream, cause: TokenStream| {
             breaker_args.fallback.as_ref().map(|fallback| {
-                let call = expand::call_fallback(
-                    fallback,
-                    private,
-                    self.is_async(),
-                    &quote!(#(#passed),*),
-                );
+                let call =
+                    expand::call_fallback(fallback, private, self.is_async(), &passed, &cause);
                 quote!({ #private::#reason(#breaker); #call })
             })
         };
-        let on_rejection = fallback(quote!(fallback_after_rejection))
-            .unwrap_or_else(|| quote!(#private::reject::<#ret>(#rejection)));
+        let on_rejection = fallback(
+            quote!(fallback_after_rejection),
+            rejection.to_token_stream(),
+        )
+        .unwrap_or_else(|| quote!(#private::reject::<#ret>(#rejection)));
         let on_failure = match breaker_args.fallback_on {
-            Some((FallbackOn::AnyError, _)) => fallback(quote!(fallback_after_failure)),
+            Some((FallbackOn::AnyError, _)) => {
+                fallback(quote!(fallback_after_failure), cause.to_token_stream()).map(|call| {
+                    quote! {
+                        match #private::failed_with(&#outcome) {
+                            ::core::option::Option::Some(#cause) => #call,
+                            ::core::option::Option::None => #outcome,
+                        }
+                    }
+                })
+            }
             _ => None,
         }
         .unwrap_or_else(|| quote!(#outcome));

@@ -350,6 +350,22 @@ impl<E> CallError<E> {
         }
     }
 
+    /// Why a fallback would run for this error: what a fallback after a
+    /// tower service of [`CircuitBreakerLayer`](crate::tower::CircuitBreakerLayer)
+    /// or after [`call`](crate::CircuitBreaker::call) is told.
+    ///
+    /// ```
+    /// use circuit_runtime::{CallError, FallbackCause};
+    /// let error = CallError::Failed("connection reset");
+    /// assert!(matches!(error.cause(), FallbackCause::Failed(&"connection reset")));
+    /// ```
+    pub fn cause(&self) -> crate::FallbackCause<'_, E> {
+        match self {
+            CallError::Rejected(rejection) => crate::FallbackCause::Rejected(rejection.clone()),
+            CallError::Failed(error) => crate::FallbackCause::Failed(error),
+        }
+    }
+
     /// Folds both variants into one error type, for callers whose error
     /// already converts from a rejection.
     ///

@@ -65,6 +65,7 @@ mod clock;
 mod config;
 mod error;
 mod events;
+mod fallback;
 #[cfg(feature = "http")]
 pub mod http;
 mod keyed;
@@ -97,6 +98,7 @@ pub use events::{
     Event, FallbackReason, FallbackRun, KeyOverflow, Reconfiguration, RetryAttempt, SlowCall,
     Transition, TransitionCause,
 };
+pub use fallback::FallbackCause;
 pub use keyed::{KeyLimits, KeyedBreakers, DEFAULT_MAX_KEYS};
 pub use metrics::{Metrics, RetryCalls};
 pub use registry::{registry, Conflict, Health, Registry, Snapshot};

@@ -17,7 +17,8 @@ use crate::breaker::permit::InFlight;
 use crate::breaker::TimedInFlight;
 use crate::cell::{keep_forever, BreakerCell};
 use crate::{
-    registry, CallError, CircuitOpenError, ConfigBuilder, FallbackReason, Permit, TimeoutError,
+    registry, CallError, CircuitOpenError, ConfigBuilder, FallbackCause, FallbackReason, Permit,
+    TimeoutError,
 };
 
 pub use crate::CircuitBreaker;
@@ -462,10 +463,138 @@ pub trait AsyncFallback: Future {}
 
 impl<F: Future> AsyncFallback for F {}
 
-/// Checks that an async fallback's result is a future.
+/// [`run_fallback`] for the fallback of an `async fn`: its future, which
+/// can be awaited only if the fallback returned a future. The check is
+/// made by the `.await` alone, so a sync fallback is one error, not two.
 #[inline]
-pub fn async_fallback<F: AsyncFallback>(fallback: F) -> F {
-    fallback
+pub fn run_async_fallback<F, Args, Cause, Shape>(
+    fallback: F,
+    arguments: Args,
+    cause: Cause,
+) -> FallbackFuture<F::Output>
+where
+    F: Fallback<Args, Cause, Shape>,
+{
+    FallbackFuture {
+        fallback: fallback.run(arguments, cause),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of an `async fn`'s fallback.
+    #[derive(Debug)]
+    pub struct FallbackFuture<F> {
+        #[pin]
+        fallback: F,
+    }
+}
+
+impl<F: AsyncFallback> Future for FallbackFuture<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().fallback.poll(cx)
+    }
+}
+
+/// The shape of a fallback that takes only the function's arguments.
+#[derive(Debug)]
+pub enum WithoutCause {}
+
+/// The shape of a fallback that takes the function's arguments and then
+/// why it runs, a `FallbackCause<'_, E>`.
+#[derive(Debug)]
+pub struct WithCause<'a, E>(std::marker::PhantomData<&'a E>);
+
+/// A fallback of one of the two shapes the attribute accepts, called with
+/// the function's arguments `Args` (a tuple) and what made it run: a
+/// `CircuitOpenError`, or a `&E` the call failed with. `Shape` tells the
+/// impls apart; it is inferred from the fallback's signature, which has
+/// one shape or the other. The cause's error type comes from the
+/// fallback's signature too, so a fallback without one needs none.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be this function's fallback: it must take the function's arguments `{Args}`, and may take after them why it runs",
+    label = "called with the arguments of the protected function",
+    note = "a fallback has one of two shapes: `fn(<the function's arguments>) -> <its return type>`, or `fn(<the function's arguments>, cause: circuit_runtime::FallbackCause<'_, E>) -> <its return type>`, where `E` is the function's error type"
+)]
+pub trait Fallback<Args, Cause, Shape> {
+    /// What the fallback returns.
+    type Output;
+    /// Calls the fallback.
+    fn run(self, arguments: Args, cause: Cause) -> Self::Output;
+}
+
+macro_rules! fallback_shapes {
+    ($($argument:ident),*) => {
+        impl<F, R, Cause, $($argument),*> Fallback<($($argument,)*), Cause, WithoutCause> for F
+        where
+            F: FnOnce($($argument),*) -> R,
+        {
+            type Output = R;
+            #[inline]
+            #[allow(non_snake_case)]
+            fn run(self, ($($argument,)*): ($($argument,)*), _: Cause) -> R {
+                self($($argument),*)
+            }
+        }
+
+        impl<'a, F, R, E, $($argument),*>
+            Fallback<($($argument,)*), CircuitOpenError, WithCause<'a, E>> for F
+        where
+            F: FnOnce($($argument,)* FallbackCause<'a, E>) -> R,
+        {
+            type Output = R;
+            #[inline]
+            #[allow(non_snake_case)]
+            fn run(self, ($($argument,)*): ($($argument,)*), rejection: CircuitOpenError) -> R {
+                self($($argument,)* FallbackCause::Rejected(rejection))
+            }
+        }
+
+        impl<'a, F, R, E, $($argument),*> Fallback<($($argument,)*), &'a E, WithCause<'a, E>> for F
+        where
+            F: FnOnce($($argument,)* FallbackCause<'a, E>) -> R,
+        {
+            type Output = R;
+            #[inline]
+            #[allow(non_snake_case)]
+            fn run(self, ($($argument,)*): ($($argument,)*), error: &'a E) -> R {
+                self($($argument,)* FallbackCause::Failed(error))
+            }
+        }
+    };
+}
+
+fallback_shapes!();
+fallback_shapes!(A1);
+fallback_shapes!(A1, A2);
+fallback_shapes!(A1, A2, A3);
+fallback_shapes!(A1, A2, A3, A4);
+fallback_shapes!(A1, A2, A3, A4, A5);
+fallback_shapes!(A1, A2, A3, A4, A5, A6);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
+
+/// Calls `fallback` with `arguments`, and with the cause made of `cause`
+/// if it takes one.
+#[inline]
+pub fn run_fallback<F, Args, Cause, Shape>(fallback: F, arguments: Args, cause: Cause) -> F::Output
+where
+    F: Fallback<Args, Cause, Shape>,
+{
+    fallback.run(arguments, cause)
+}
+
+/// The error a call ended in, if it failed: what a fallback run after a
+/// failure is told.
+#[inline]
+pub fn failed_with<R: Fallible>(outcome: &R) -> Option<&R::Err> {
+    outcome.error()
 }
 
 /// Counts a fallback run because the breaker rejected the call.
@@ -484,12 +613,6 @@ pub fn fallback_after_failure(breaker: &CircuitBreaker) {
 #[inline]
 pub fn every_error<E>(_: &E) -> bool {
     true
-}
-
-/// Whether a protected call's outcome is an error (for `fallback_on`).
-#[inline]
-pub fn is_error<R: Fallible>(outcome: &R) -> bool {
-    outcome.error().is_some()
 }
 
 /// Runs a sync body under an admitted permit and records its outcome. A

@@ -22,6 +22,35 @@
 //! slot), a panic while polling it is a failure. A rejected call never
 //! reaches the inner service and fails with [`CallError::Rejected`];
 //! the inner service's own errors come back as [`CallError::Failed`].
+//!
+//! A fallback is tower's own `map_result` (or `or_else` on the future)
+//! after the layer: [`CallError::cause`] tells it why it runs, and
+//! [`CircuitBreaker::record_fallback`] counts it in the breaker's metrics.
+//!
+//! ```
+//! use circuit_runtime::tower::CircuitBreakerLayer;
+//! use circuit_runtime::{CallError, FallbackCause};
+//! use tower::{service_fn, Layer, Service, ServiceExt};
+//!
+//! # futures::executor::block_on(async {
+//! let layer = CircuitBreakerLayer::new("docs.tower.fallback");
+//! let breaker = layer.breaker();
+//! breaker.force_open();
+//! let upstream = service_fn(|id: u32| async move { Ok::<_, std::io::Error>(id * 2) });
+//! let mut service = layer.layer(upstream).map_result(move |result| {
+//!     result.or_else(|error: CallError<std::io::Error>| {
+//!         let cause = error.cause();
+//!         breaker.record_fallback(cause.reason());
+//!         match cause {
+//!             FallbackCause::Rejected(_) => Ok(0),
+//!             FallbackCause::Failed(_) => Err(error),
+//!         }
+//!     })
+//! });
+//! assert_eq!(service.ready().await?.call(21).await?, 0);
+//! # Ok::<(), CallError<std::io::Error>>(())
+//! # }).unwrap();
+//! ```
 
 use std::fmt;
 use std::future::Future;
