@@ -349,7 +349,7 @@ fn keyed_breaker(
             static #site: #private::KeyedSite = #private::KeyedSite::new();
             #site.breaker(#name, #key, #private::key_limits(#max_keys), #config)
         };
-        let #breaker: &#private::CircuitBreaker = &#owner;
+        let #breaker: &#private::CircuitBreaker = #owner;
     }
 }
 

@@ -150,5 +150,60 @@ fn first_attempt(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, closed_path, first_attempt);
+#[circuit_breaker(name = "bench.keyed", key = host)]
+fn through_keyed(host: &str, x: u64) -> Result<u64, Unavailable> {
+    work(x)
+}
+
+/// A keyed call finds its key's breaker by the key's text on every call
+/// (a hash, and a shared lock of one shard), where an unkeyed call reads
+/// its site's cached pointer: the price of one breaker per host. Beside
+/// both, `recloser`'s closed path, the anchor of the `breaker` bench.
+fn keyed(c: &mut Criterion) {
+    let hosts: Vec<String> = (0..64).map(|i| format!("db-{i}.example:5432")).collect();
+    for host in &hosts {
+        through_keyed(host, 0).expect("closed");
+    }
+    through_attribute(0).expect("closed");
+    let handle = registry().keyed("bench.keyed_handle", Config::default());
+    let recloser = recloser::Recloser::custom()
+        .error_rate(0.5)
+        .closed_len(100)
+        .open_wait(std::time::Duration::from_secs(60))
+        .build();
+
+    let mut group = c.benchmark_group("keyed");
+    group.bench_function("unprotected", |b| {
+        b.iter(|| consume(work(black_box(7))));
+    });
+    group.bench_function("attribute", |b| {
+        b.iter(|| consume(through_attribute(black_box(7))));
+    });
+    group.bench_function("attribute_keyed", |b| {
+        b.iter(|| consume(through_keyed(black_box(&hosts[3]), black_box(7))));
+    });
+    let mut next = 0;
+    group.bench_function("attribute_keyed_64_hosts", |b| {
+        b.iter(|| {
+            next = (next + 1) % hosts.len();
+            consume(through_keyed(black_box(&hosts[next]), black_box(7)));
+        });
+    });
+    group.bench_function("keyed_get_and_call", |b| {
+        b.iter(|| {
+            let breaker = handle.get(black_box("db-3.example:5432"));
+            consume(
+                breaker
+                    .call(|| work(black_box(7)))
+                    .map_err(CallError::into_inner),
+            );
+        });
+    });
+    group.bench_function("recloser", |b| {
+        b.iter(|| consume(recloser.call(|| work(black_box(7)))));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, closed_path, first_attempt, keyed);
 criterion_main!(benches);

@@ -8,7 +8,6 @@
 //! behind a read-write lock that only a new key writes, so lookups of
 //! different keys never wait on each other and never on a global lock.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt::{self, Display, Write};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -17,6 +16,11 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::breaker::CircuitBreaker;
 use crate::events::{Event, KeyOverflow};
+
+/// Keeps `breaker` for the rest of the program.
+fn keep_forever(breaker: Arc<CircuitBreaker>) -> &'static Arc<CircuitBreaker> {
+    Box::leak(Box::new(breaker))
+}
 use crate::registry::Registry;
 use crate::sync::{read, write};
 
@@ -121,11 +125,11 @@ pub(crate) struct Family {
     limits: KeyLimits,
     /// Randomly keyed: keys may come from requests, and a fixed hash would
     /// let their sender make every key collide.
-    hasher: RandomState,
+    hasher: foldhash::quality::RandomState,
     shards: [RwLock<Shard>; SHARDS],
     /// Keys with a breaker of their own.
     keys: AtomicUsize,
-    overflow: OnceLock<Arc<CircuitBreaker>>,
+    overflow: OnceLock<&'static Arc<CircuitBreaker>>,
     /// Whether the overflow has been announced.
     overflowed: AtomicBool,
 }
@@ -136,7 +140,12 @@ type Shard = HashMap<u64, Vec<Member>, BuildHasherDefault<AlreadyHashed>>;
 
 struct Member {
     key: Box<str>,
-    breaker: Arc<CircuitBreaker>,
+    /// Kept for the rest of the program, as a call site keeps its breaker
+    /// (see `cell::keep_forever`): a call through the attribute then holds
+    /// it without counting references. A key keeps one per replacement of
+    /// its breaker, so the memory is bounded by `max_keys` and by how often
+    /// the registry replaces breakers, not by the number of calls.
+    breaker: &'static Arc<CircuitBreaker>,
 }
 
 impl Family {
@@ -144,7 +153,7 @@ impl Family {
         Self {
             name: name.into(),
             limits,
-            hasher: RandomState::new(),
+            hasher: foldhash::quality::RandomState::default(),
             shards: std::array::from_fn(|_| RwLock::default()),
             keys: AtomicUsize::new(0),
             overflow: OnceLock::new(),
@@ -152,13 +161,9 @@ impl Family {
         }
     }
 
-    /// The hash of `key`'s text, computed as it is written.
-    fn hash_of(&self, key: &(impl Display + ?Sized)) -> u64 {
-        let mut hasher = HashWriter(self.hasher.build_hasher());
-        // A `Display` that fails mid-way hashes what it wrote; the slow
-        // path formats the same text, so both agree.
-        let _ = write!(hasher, "{key}");
-        hasher.0.finish()
+    /// The hash of a key's text.
+    fn hash_of(&self, text: &[u8]) -> u64 {
+        self.hasher.hash_one(text)
     }
 
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
@@ -169,14 +174,15 @@ impl Family {
         &self.shards[index]
     }
 
-    /// The live breaker of `key`, if it has one.
-    fn find(&self, hash: u64, key: &(impl Display + ?Sized)) -> Option<Arc<CircuitBreaker>> {
+    /// The live breaker of the key whose text is `text`, if it has one.
+    #[inline]
+    fn find(&self, hash: u64, text: &[u8]) -> Option<&'static Arc<CircuitBreaker>> {
         let shard = read(self.shard(hash));
         let member = shard
             .get(&hash)?
             .iter()
-            .find(|member| same_text(key, &member.key))?;
-        (!member.breaker.is_retired()).then(|| Arc::clone(&member.breaker))
+            .find(|member| member.key.as_bytes() == text)?;
+        (!member.breaker.is_retired()).then_some(member.breaker)
     }
 }
 
@@ -256,7 +262,7 @@ impl<'r> KeyedBreakers<'r> {
     /// assert_eq!(topics.get("orders").name(), "topics/orders");
     /// ```
     pub fn get<K: Display + ?Sized>(&self, key: &K) -> Arc<CircuitBreaker> {
-        self.family.get(self.registry, key)
+        Arc::clone(self.family.get(self.registry, key))
     }
 }
 
@@ -267,11 +273,15 @@ impl Family {
         &self,
         registry: &Registry,
         key: &K,
-    ) -> Arc<CircuitBreaker> {
-        let hash = self.hash_of(key);
-        match self.find(hash, key) {
+    ) -> &'static Arc<CircuitBreaker> {
+        let mut text = KeyText::default();
+        // A `Display` that fails part-way names its key by what it wrote.
+        let _ = write!(text, "{key}");
+        let text = text.as_bytes();
+        let hash = self.hash_of(text);
+        match self.find(hash, text) {
             Some(breaker) => breaker,
-            None => self.insert(registry, hash, key.to_string()),
+            None => self.insert(registry, hash, String::from_utf8_lossy(text).into_owned()),
         }
     }
 
@@ -279,7 +289,7 @@ impl Family {
     /// registry replaced or removed its breaker.
     #[cold]
     #[inline(never)]
-    fn insert(&self, registry: &Registry, hash: u64, key: String) -> Arc<CircuitBreaker> {
+    fn insert(&self, registry: &Registry, hash: u64, key: String) -> &'static Arc<CircuitBreaker> {
         let replacing = read(self.shard(hash))
             .get(&hash)
             .is_some_and(|members| members.iter().any(|member| *member.key == *key));
@@ -293,21 +303,24 @@ impl Family {
         let breaker = registry.member(&self.name, &key);
         let mut shard = write(self.shard(hash));
         let members = shard.entry(hash).or_default();
-        match members.iter_mut().find(|member| *member.key == *key) {
-            Some(member) => {
-                // Another thread inserted it meanwhile, or the registry
-                // replaced it: the registry's breaker is the one to keep.
-                member.breaker = Arc::clone(&breaker);
-                if !replacing {
-                    self.keys.fetch_sub(1, Ordering::Relaxed);
-                }
+        if let Some(member) = members.iter_mut().find(|member| *member.key == *key) {
+            if !replacing {
+                // Another thread inserted it meanwhile.
+                self.keys.fetch_sub(1, Ordering::Relaxed);
             }
-            None => members.push(Member {
-                key: key.into_boxed_str(),
-                breaker: Arc::clone(&breaker),
-            }),
+            // The registry's breaker is the one to keep; one already kept
+            // for it is not kept twice.
+            if !Arc::ptr_eq(member.breaker, &breaker) {
+                member.breaker = keep_forever(breaker);
+            }
+            return member.breaker;
         }
-        breaker
+        let kept = keep_forever(breaker);
+        members.push(Member {
+            key: key.into_boxed_str(),
+            breaker: kept,
+        });
+        kept
     }
 
     fn reserve_slot(&self) -> bool {
@@ -321,10 +334,10 @@ impl Family {
 
     /// The breaker every key beyond the bound shares; the first key to
     /// reach it is announced.
-    fn overflow(&self, registry: &Registry, key: &str) -> Arc<CircuitBreaker> {
-        let breaker = self
+    fn overflow(&self, registry: &Registry, key: &str) -> &'static Arc<CircuitBreaker> {
+        let breaker = *self
             .overflow
-            .get_or_init(|| registry.member(&self.name, OVERFLOW_KEY));
+            .get_or_init(|| keep_forever(registry.member(&self.name, OVERFLOW_KEY)));
         if !self.overflowed.swap(true, Ordering::Relaxed) {
             breaker.emit(&Event::KeyOverflow(KeyOverflow {
                 name: breaker.static_name(),
@@ -332,7 +345,7 @@ impl Family {
                 max_keys: self.limits.max_keys,
             }));
         }
-        Arc::clone(breaker)
+        breaker
     }
 }
 
@@ -360,35 +373,52 @@ pub(crate) fn member_name(name: &str, key: &str) -> String {
     format!("{name}/{key}")
 }
 
-/// Feeds what is written to a hasher.
-struct HashWriter<H>(H);
+/// The longest key text kept on the stack; a longer one is written to the
+/// heap, one allocation per call.
+const INLINE_KEY: usize = 128;
 
-impl<H: Hasher> Write for HashWriter<H> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        self.0.write(text.as_bytes());
-        Ok(())
+/// A key's text as its `Display` writes it: on the stack up to
+/// [`INLINE_KEY`] bytes, so a call with a short key allocates nothing.
+struct KeyText {
+    inline: [u8; INLINE_KEY],
+    len: usize,
+    spilled: Vec<u8>,
+}
+
+impl Default for KeyText {
+    fn default() -> Self {
+        Self {
+            inline: [0; INLINE_KEY],
+            len: 0,
+            spilled: Vec::new(),
+        }
     }
 }
 
-/// Whether `key` writes exactly `text`, compared as it is written: stops
-/// at the first chunk that differs.
-fn same_text(key: &(impl Display + ?Sized), text: &str) -> bool {
-    struct Compare<'a> {
-        rest: &'a str,
-    }
-    impl Write for Compare<'_> {
-        fn write_str(&mut self, chunk: &str) -> fmt::Result {
-            match self.rest.strip_prefix(chunk) {
-                Some(rest) => {
-                    self.rest = rest;
-                    Ok(())
-                }
-                None => Err(fmt::Error),
-            }
+impl KeyText {
+    fn as_bytes(&self) -> &[u8] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
         }
     }
-    let mut compare = Compare { rest: text };
-    write!(compare, "{key}").is_ok() && compare.rest.is_empty()
+}
+
+impl Write for KeyText {
+    fn write_str(&mut self, chunk: &str) -> fmt::Result {
+        let end = self.len + chunk.len();
+        if self.spilled.is_empty() && end <= INLINE_KEY {
+            self.inline[self.len..end].copy_from_slice(chunk.as_bytes());
+            self.len = end;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.spilled.extend_from_slice(chunk.as_bytes());
+        }
+        Ok(())
+    }
 }
 
 /// The hasher of a map whose keys are hashes already.
@@ -417,7 +447,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_is_compared_across_chunks() {
+    fn a_key_text_is_written_whole_however_it_is_chunked() {
         struct Chunks;
         impl Display for Chunks {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -425,22 +455,17 @@ mod tests {
                 f.write_str("ers")
             }
         }
-        assert!(same_text(&Chunks, "orders"));
-        assert!(!same_text(&Chunks, "order"));
-        assert!(!same_text(&Chunks, "ordersx"));
-        assert!(same_text(&7, "7"));
+        let mut text = KeyText::default();
+        write!(text, "{Chunks}").unwrap();
+        assert_eq!(text.as_bytes(), b"orders");
     }
 
     #[test]
-    fn a_hash_does_not_depend_on_how_the_text_is_chunked() {
-        struct Chunks;
-        impl Display for Chunks {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("ord")?;
-                f.write_str("ers")
-            }
-        }
-        let family = Family::new("topics", KeyLimits::default());
-        assert_eq!(family.hash_of(&Chunks), family.hash_of("orders"));
+    fn a_long_key_text_moves_to_the_heap_whole() {
+        let long = "k".repeat(INLINE_KEY - 1);
+        let mut text = KeyText::default();
+        let tail = "xyz";
+        write!(text, "{long}{tail}").unwrap();
+        assert_eq!(text.as_bytes(), format!("{long}xyz").as_bytes());
     }
 }

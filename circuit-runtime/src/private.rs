@@ -250,7 +250,7 @@ impl KeyedSite {
         key: &dyn std::fmt::Display,
         limits: crate::KeyLimits,
         config: impl FnOnce() -> Config,
-    ) -> std::sync::Arc<CircuitBreaker> {
+    ) -> &'static CircuitBreaker {
         let family = match self.family.get() {
             Some(family) => family,
             None => self.resolve(name, limits, config),
