@@ -310,3 +310,94 @@ fn concurrent_first_uses_of_one_key_make_one_breaker() {
     assert_eq!(hosts.len(), 4, "never more keys than the bound");
     assert_eq!(registry.names().len(), 5, "four keys and the overflow");
 }
+
+#[test]
+fn two_first_uses_of_one_key_never_push_another_key_to_the_overflow() {
+    for round in 0..200 {
+        let registry = Registry::new();
+        let overflows = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&overflows);
+        registry.on_event(move |event: &Event| {
+            if matches!(event, Event::KeyOverflow(_)) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let family = registry.keyed_with("race", Config::default(), KeyLimits::new().max_keys(2));
+        let barrier = std::sync::Barrier::new(3);
+        std::thread::scope(|scope| {
+            for key in ["same", "same", "other"] {
+                let (family, barrier) = (&family, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    assert_eq!(family.get(key).name(), format!("race/{key}"));
+                });
+            }
+        });
+        assert_eq!(
+            overflows.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "round {round}"
+        );
+        assert_eq!(family.len(), 2);
+    }
+}
+
+#[test]
+fn a_replaced_overflow_breaker_is_followed() {
+    let registry = Registry::new();
+    let family = registry.keyed_with("spill", Config::default(), KeyLimits::new().max_keys(1));
+    family.get("a");
+    let old = family.get("b");
+    assert_eq!(old.name(), "spill/_overflow");
+    let fresh = registry.replace("spill/_overflow", Config::default());
+    assert!(Arc::ptr_eq(&family.get("c"), &fresh));
+    registry.remove("spill/_overflow");
+    let again = family.get("d");
+    assert!(Arc::ptr_eq(
+        &again,
+        &registry.get("spill/_overflow").unwrap()
+    ));
+}
+
+#[test]
+fn a_key_longer_than_max_key_len_shares_the_overflow_breaker() {
+    let registry = Registry::new();
+    let family = registry.keyed("long", Config::default());
+    let long = "k".repeat(circuit_runtime::MAX_KEY_LEN + 1);
+    assert_eq!(family.get(&long).name(), "long/_overflow");
+    let longest = "k".repeat(circuit_runtime::MAX_KEY_LEN);
+    assert_eq!(family.get(&longest).name(), format!("long/{longest}"));
+}
+
+#[test]
+fn removing_the_keyed_name_keeps_its_configuration() {
+    let registry = Registry::new();
+    let strict = Config::builder().failure_threshold(1).build().unwrap();
+    registry.keyed("kept", strict).get("a");
+    assert!(registry.remove("kept").is_none());
+    let b = registry.keyed("kept", Config::default()).get("b");
+    assert_eq!(b.config().failure_threshold(), 1);
+}
+
+#[test]
+fn a_breaker_registered_by_a_keys_name_first_joins_the_keyed_name() {
+    let registry = Registry::new();
+    let early = registry.get_or_create("hosts/a", Config::default());
+    let family = registry.keyed("hosts", Config::default());
+    assert!(Arc::ptr_eq(&early, &family.get("a")));
+    registry.configure(
+        "hosts",
+        Config::builder().failure_threshold(9).build().unwrap(),
+    );
+    assert_eq!(early.config().failure_threshold(), 9);
+}
+
+#[test]
+fn dropping_a_registry_frees_its_keyed_breakers() {
+    let weak = {
+        let registry = Registry::new();
+        let family = registry.keyed("freed", Config::default());
+        Arc::downgrade(&family.get("a"))
+    };
+    assert!(weak.upgrade().is_none());
+}

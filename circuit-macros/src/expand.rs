@@ -317,8 +317,8 @@ pub fn resolve_breaker(
 
 /// `let breaker = ...;` for a keyed breaker: the call site caches the keyed
 /// name's table, and each call finds its key's breaker in it. The breaker
-/// is held (an `Arc`) for the call, so one whose key the table drops
-/// meanwhile still finishes the call.
+/// is held (an `Arc`) for the call, so one the registry replaces meanwhile
+/// still finishes the call.
 ///
 /// ```text
 /// let breaker_of_key = {
@@ -349,7 +349,7 @@ fn keyed_breaker(
             static #site: #private::KeyedSite = #private::KeyedSite::new();
             #site.breaker(#name, #key, #private::key_limits(#max_keys), #config)
         };
-        let #breaker: &#private::CircuitBreaker = #owner;
+        let #breaker: &#private::CircuitBreaker = &#owner;
     }
 }
 

@@ -12,15 +12,11 @@ use std::collections::HashMap;
 use std::fmt::{self, Display, Write};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use crate::breaker::CircuitBreaker;
 use crate::events::{Event, KeyOverflow};
 
-/// Keeps `breaker` for the rest of the program.
-fn keep_forever(breaker: Arc<CircuitBreaker>) -> &'static Arc<CircuitBreaker> {
-    Box::leak(Box::new(breaker))
-}
 use crate::registry::Registry;
 use crate::sync::{read, write};
 
@@ -28,7 +24,7 @@ use crate::sync::{read, write};
 pub const DEFAULT_MAX_KEYS: usize = 10_000;
 
 /// The suffix of the breaker that keys beyond `max_keys` share.
-pub const OVERFLOW_KEY: &str = "_overflow";
+pub(crate) const OVERFLOW_KEY: &str = "_overflow";
 
 /// Shards of a family's table: enough that two cores rarely meet on one
 /// lock, few enough that an idle family costs little.
@@ -129,7 +125,8 @@ pub(crate) struct Family {
     shards: [RwLock<Shard>; SHARDS],
     /// Keys with a breaker of their own.
     keys: AtomicUsize,
-    overflow: OnceLock<&'static Arc<CircuitBreaker>>,
+    /// The overflow breaker, once a key met the bound.
+    overflow: RwLock<Option<Arc<CircuitBreaker>>>,
     /// Whether the overflow has been announced.
     overflowed: AtomicBool,
 }
@@ -140,12 +137,7 @@ type Shard = HashMap<u64, Vec<Member>, BuildHasherDefault<AlreadyHashed>>;
 
 struct Member {
     key: Box<str>,
-    /// Kept for the rest of the program, as a call site keeps its breaker
-    /// (see `cell::keep_forever`): a call through the attribute then holds
-    /// it without counting references. A key keeps one per replacement of
-    /// its breaker, so the memory is bounded by `max_keys` and by how often
-    /// the registry replaces breakers, not by the number of calls.
-    breaker: &'static Arc<CircuitBreaker>,
+    breaker: Arc<CircuitBreaker>,
 }
 
 impl Family {
@@ -156,7 +148,7 @@ impl Family {
             hasher: foldhash::quality::RandomState::default(),
             shards: std::array::from_fn(|_| RwLock::default()),
             keys: AtomicUsize::new(0),
-            overflow: OnceLock::new(),
+            overflow: RwLock::new(None),
             overflowed: AtomicBool::new(false),
         }
     }
@@ -176,13 +168,13 @@ impl Family {
 
     /// The live breaker of the key whose text is `text`, if it has one.
     #[inline]
-    fn find(&self, hash: u64, text: &[u8]) -> Option<&'static Arc<CircuitBreaker>> {
+    fn find(&self, hash: u64, text: &[u8]) -> Option<Arc<CircuitBreaker>> {
         let shard = read(self.shard(hash));
         let member = shard
             .get(&hash)?
             .iter()
             .find(|member| member.key.as_bytes() == text)?;
-        (!member.breaker.is_retired()).then_some(member.breaker)
+        (!member.breaker.is_retired()).then(|| Arc::clone(&member.breaker))
     }
 }
 
@@ -262,7 +254,7 @@ impl<'r> KeyedBreakers<'r> {
     /// assert_eq!(topics.get("orders").name(), "topics/orders");
     /// ```
     pub fn get<K: Display + ?Sized>(&self, key: &K) -> Arc<CircuitBreaker> {
-        Arc::clone(self.family.get(self.registry, key))
+        self.family.get(self.registry, key)
     }
 }
 
@@ -273,54 +265,52 @@ impl Family {
         &self,
         registry: &Registry,
         key: &K,
-    ) -> &'static Arc<CircuitBreaker> {
+    ) -> Arc<CircuitBreaker> {
         let mut text = KeyText::default();
-        // A `Display` that fails part-way names its key by what it wrote.
-        let _ = write!(text, "{key}");
+        if write!(text, "{key}").is_err() {
+            // Longer than `MAX_KEY_LEN`, or a `Display` that failed.
+            return self.overflow(registry, &text);
+        }
         let text = text.as_bytes();
         let hash = self.hash_of(text);
         match self.find(hash, text) {
             Some(breaker) => breaker,
-            None => self.insert(registry, hash, String::from_utf8_lossy(text).into_owned()),
+            None => self.insert(registry, hash, text),
         }
     }
 
     /// A key without a live breaker: its first use, or the first since the
     /// registry replaced or removed its breaker.
+    ///
+    /// Under the shard's write lock, so two first uses of one key make one
+    /// breaker and take one slot. The registry is asked under it: the
+    /// registry never takes a shard's lock, and runs no hook under its own.
     #[cold]
     #[inline(never)]
-    fn insert(&self, registry: &Registry, hash: u64, key: String) -> &'static Arc<CircuitBreaker> {
-        let replacing = read(self.shard(hash))
-            .get(&hash)
-            .is_some_and(|members| members.iter().any(|member| *member.key == *key));
-        // A slot is reserved before the breaker exists, so two new keys
-        // racing for the last slot cannot both take it.
-        if !replacing && !self.reserve_slot() {
-            return self.overflow(registry, &key);
-        }
-        // Registered outside the shard's lock: the registry never waits on
-        // a shard, and a shard never waits on the registry.
-        let breaker = registry.member(&self.name, &key);
+    fn insert(&self, registry: &Registry, hash: u64, text: &[u8]) -> Arc<CircuitBreaker> {
+        let key = String::from_utf8_lossy(text);
         let mut shard = write(self.shard(hash));
-        let members = shard.entry(hash).or_default();
-        if let Some(member) = members.iter_mut().find(|member| *member.key == *key) {
-            if !replacing {
-                // Another thread inserted it meanwhile.
-                self.keys.fetch_sub(1, Ordering::Relaxed);
+        let known = shard
+            .get_mut(&hash)
+            .and_then(|members| members.iter_mut().find(|member| *member.key == *key));
+        if let Some(member) = known {
+            if member.breaker.is_retired() {
+                member.breaker = registry.member(&self.name, &key);
             }
-            // The registry's breaker is the one to keep; one already kept
-            // for it is not kept twice.
-            if !Arc::ptr_eq(member.breaker, &breaker) {
-                member.breaker = keep_forever(breaker);
-            }
-            return member.breaker;
+            return Arc::clone(&member.breaker);
         }
-        let kept = keep_forever(breaker);
-        members.push(Member {
-            key: key.into_boxed_str(),
-            breaker: kept,
+        // No entry is made for a key that gets no breaker: a flood of
+        // them must not grow the table.
+        if !self.reserve_slot() {
+            drop(shard);
+            return self.overflow(registry, &KeyText::from(&*key));
+        }
+        let breaker = registry.member(&self.name, &key);
+        shard.entry(hash).or_default().push(Member {
+            key: key.into(),
+            breaker: Arc::clone(&breaker),
         });
-        kept
+        breaker
     }
 
     fn reserve_slot(&self) -> bool {
@@ -332,16 +322,28 @@ impl Family {
             .is_ok()
     }
 
-    /// The breaker every key beyond the bound shares; the first key to
-    /// reach it is announced.
-    fn overflow(&self, registry: &Registry, key: &str) -> &'static Arc<CircuitBreaker> {
-        let breaker = *self
-            .overflow
-            .get_or_init(|| keep_forever(registry.member(&self.name, OVERFLOW_KEY)));
-        if !self.overflowed.swap(true, Ordering::Relaxed) {
+    /// The breaker every key beyond the bound shares (and every key whose
+    /// text is too long); the first such key is announced.
+    fn overflow(&self, registry: &Registry, key: &KeyText) -> Arc<CircuitBreaker> {
+        let live = read(&self.overflow)
+            .as_ref()
+            .filter(|breaker| !breaker.is_retired())
+            .map(Arc::clone);
+        let breaker = live.unwrap_or_else(|| {
+            let mut overflow = write(&self.overflow);
+            match &*overflow {
+                Some(breaker) if !breaker.is_retired() => Arc::clone(breaker),
+                _ => Arc::clone(overflow.insert(registry.member(&self.name, OVERFLOW_KEY))),
+            }
+        });
+        // A load first: under a flood of new keys this is the hot path,
+        // and a write to a shared line on every call would be felt.
+        if !self.overflowed.load(Ordering::Relaxed)
+            && !self.overflowed.swap(true, Ordering::Relaxed)
+        {
             breaker.emit(&Event::KeyOverflow(KeyOverflow {
                 name: breaker.static_name(),
-                key: key.to_owned(),
+                key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
                 max_keys: self.limits.max_keys,
             }));
         }
@@ -373,50 +375,56 @@ pub(crate) fn member_name(name: &str, key: &str) -> String {
     format!("{name}/{key}")
 }
 
-/// The longest key text kept on the stack; a longer one is written to the
-/// heap, one allocation per call.
-const INLINE_KEY: usize = 128;
+/// The longest key text, in bytes: a longer key shares the overflow
+/// breaker, so keys a client chooses cannot make names of any length.
+pub const MAX_KEY_LEN: usize = 256;
 
-/// A key's text as its `Display` writes it: on the stack up to
-/// [`INLINE_KEY`] bytes, so a call with a short key allocates nothing.
+/// A key's text as its `Display` writes it, on the stack: a call
+/// allocates nothing for it.
 struct KeyText {
-    inline: [u8; INLINE_KEY],
+    bytes: [u8; MAX_KEY_LEN],
     len: usize,
-    spilled: Vec<u8>,
 }
 
 impl Default for KeyText {
     fn default() -> Self {
         Self {
-            inline: [0; INLINE_KEY],
+            bytes: [0; MAX_KEY_LEN],
             len: 0,
-            spilled: Vec::new(),
         }
+    }
+}
+
+impl From<&str> for KeyText {
+    fn from(text: &str) -> Self {
+        let mut key = KeyText::default();
+        let _ = key.write_str(text);
+        key
     }
 }
 
 impl KeyText {
     fn as_bytes(&self) -> &[u8] {
-        if self.spilled.is_empty() {
-            &self.inline[..self.len]
-        } else {
-            &self.spilled
-        }
+        &self.bytes[..self.len]
     }
 }
 
 impl Write for KeyText {
+    /// Fails once the text would pass [`MAX_KEY_LEN`], keeping what fit.
     fn write_str(&mut self, chunk: &str) -> fmt::Result {
         let end = self.len + chunk.len();
-        if self.spilled.is_empty() && end <= INLINE_KEY {
-            self.inline[self.len..end].copy_from_slice(chunk.as_bytes());
-            self.len = end;
-        } else {
-            if self.spilled.is_empty() {
-                self.spilled.extend_from_slice(&self.inline[..self.len]);
-            }
-            self.spilled.extend_from_slice(chunk.as_bytes());
+        if end > MAX_KEY_LEN {
+            let room = MAX_KEY_LEN - self.len;
+            let fits = (0..=room)
+                .rev()
+                .find(|&at| chunk.is_char_boundary(at))
+                .unwrap_or(0);
+            self.bytes[self.len..self.len + fits].copy_from_slice(&chunk.as_bytes()[..fits]);
+            self.len += fits;
+            return Err(fmt::Error);
         }
+        self.bytes[self.len..end].copy_from_slice(chunk.as_bytes());
+        self.len = end;
         Ok(())
     }
 }
@@ -461,11 +469,12 @@ mod tests {
     }
 
     #[test]
-    fn a_long_key_text_moves_to_the_heap_whole() {
-        let long = "k".repeat(INLINE_KEY - 1);
+    fn a_key_text_longer_than_the_limit_is_refused_at_a_char_boundary() {
+        let long = "k".repeat(MAX_KEY_LEN - 1);
         let mut text = KeyText::default();
-        let tail = "xyz";
-        write!(text, "{long}{tail}").unwrap();
-        assert_eq!(text.as_bytes(), format!("{long}xyz").as_bytes());
+        assert!(write!(text, "{long}é").is_err());
+        assert_eq!(text.as_bytes(), long.as_bytes());
+        let mut exact = KeyText::default();
+        assert!(write!(exact, "{long}k").is_ok());
     }
 }

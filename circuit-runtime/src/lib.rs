@@ -99,7 +99,7 @@ pub use events::{
     Transition, TransitionCause,
 };
 pub use fallback::FallbackCause;
-pub use keyed::{KeyLimits, KeyedBreakers, DEFAULT_MAX_KEYS};
+pub use keyed::{KeyLimits, KeyedBreakers, DEFAULT_MAX_KEYS, MAX_KEY_LEN};
 pub use metrics::{Metrics, RetryCalls};
 pub use registry::{registry, Conflict, Health, Registry, Snapshot};
 #[cfg(feature = "metrics")]

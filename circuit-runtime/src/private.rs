@@ -250,7 +250,7 @@ impl KeyedSite {
         key: &dyn std::fmt::Display,
         limits: crate::KeyLimits,
         config: impl FnOnce() -> Config,
-    ) -> &'static CircuitBreaker {
+    ) -> std::sync::Arc<CircuitBreaker> {
         let family = match self.family.get() {
             Some(family) => family,
             None => self.resolve(name, limits, config),
@@ -579,6 +579,10 @@ fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9);
 fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
 fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
 fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15);
+fallback_shapes!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16);
 
 /// Calls `fallback` with `arguments`, and with the cause made of `cause`
 /// if it takes one.

@@ -319,6 +319,7 @@ impl Registry {
         if let Some(breaker) = read(&self.names)
             .entries
             .get(&name)
+            .filter(|entry| entry.family.is_some())
             .and_then(|entry| entry.breaker.clone())
         {
             return breaker;
@@ -362,20 +363,20 @@ impl Registry {
     pub fn configure(&self, name: &str, config: Config) {
         let mut guard = write(&self.names);
         let names = &mut *guard;
-        let targets: Vec<String> = if names.families.contains_key(name) {
-            names
-                .entries
-                .iter()
-                .filter(|(_, entry)| {
-                    entry.configured.is_none()
-                        && entry.breaker.is_some()
-                        && entry.family.as_deref() == Some(name)
-                })
-                .map(|(member, _)| member.clone())
-                .collect()
-        } else {
-            vec![name.to_owned()]
-        };
+        let mut targets = vec![name.to_owned()];
+        if names.families.contains_key(name) {
+            targets.extend(
+                names
+                    .entries
+                    .iter()
+                    .filter(|(_, entry)| {
+                        entry.configured.is_none()
+                            && entry.breaker.is_some()
+                            && entry.family.as_deref() == Some(name)
+                    })
+                    .map(|(member, _)| member.clone()),
+            );
+        }
         let mut changes = Vec::new();
         for target in targets {
             let Some(entry) = names.entries.get_mut(&target) else {
@@ -445,8 +446,17 @@ impl Registry {
     /// assert!(registry.get("db").is_none());
     /// assert!(registry.remove("db").is_none());
     /// ```
+    ///
+    /// A [keyed](Self::keyed) name is not removed (its keys' breakers are,
+    /// one by one, by their own names): its table and its configuration
+    /// stay for the keys still in use.
     pub fn remove(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
-        let removed = write(&self.names).entries.remove(name)?.breaker?;
+        let mut names = write(&self.names);
+        if names.families.contains_key(name) {
+            return None;
+        }
+        let removed = names.entries.remove(name)?.breaker?;
+        drop(names);
         removed.retire();
         Some(removed)
     }
