@@ -47,11 +47,7 @@ fn a_scrape_shows_state_calls_transitions_fallbacks_rates_and_durations() {
         let call_taking = |millis: u64, ok: bool| {
             let _ = checkout.call(|| {
                 clock.advance(Duration::from_millis(millis));
-                if ok {
-                    Ok(())
-                } else {
-                    Err(())
-                }
+                ok.then_some(()).ok_or(())
             });
         };
         call_taking(100, true);
@@ -79,6 +75,7 @@ fn a_scrape_shows_state_calls_transitions_fallbacks_rates_and_durations() {
     assert_eq!(
         samples(&scrape, "circuit_breaker_calls_total"),
         [
+            r#"circuit_breaker_calls_total{name="checkout",result="bulkhead_rejected"} 0"#,
             r#"circuit_breaker_calls_total{name="checkout",result="failure"} 2"#,
             r#"circuit_breaker_calls_total{name="checkout",result="ignored"} 0"#,
             r#"circuit_breaker_calls_total{name="checkout",result="rejected"} 2"#,
@@ -262,5 +259,32 @@ fn a_name_taken_over_by_a_fresh_breaker_keeps_counting_up_and_drops_the_old_rate
         samples(&scrape, "circuit_breaker_failure_rate"),
         [r#"circuit_breaker_failure_rate{name="orders"} NaN"#],
         "the old window's rate is gone with it"
+    );
+}
+
+#[test]
+fn calls_beyond_the_concurrency_limit_are_their_own_result() {
+    let (recorder, handle) = exporter();
+    let registry = Registry::new();
+    metrics::with_local_recorder(&recorder, || {
+        let config = Config::builder().max_concurrent_calls(1).build().unwrap();
+        let pool = registry.get_or_create("pool", config);
+        let running = pool.try_acquire().unwrap();
+        for _ in 0..3 {
+            let _ = pool.call(|| Ok::<_, ()>(()));
+        }
+        running.record_success();
+        registry.publish_metrics();
+    });
+    let scrape = handle.render();
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_calls_total"),
+        [
+            r#"circuit_breaker_calls_total{name="pool",result="bulkhead_rejected"} 3"#,
+            r#"circuit_breaker_calls_total{name="pool",result="failure"} 0"#,
+            r#"circuit_breaker_calls_total{name="pool",result="ignored"} 0"#,
+            r#"circuit_breaker_calls_total{name="pool",result="rejected"} 0"#,
+            r#"circuit_breaker_calls_total{name="pool",result="success"} 1"#,
+        ]
     );
 }

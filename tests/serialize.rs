@@ -57,6 +57,7 @@ fn a_snapshot_has_its_counters_its_config_and_wall_clock_times() {
     let metrics = &snapshot["metrics"];
     assert_eq!(metrics["total_calls"], json!(2));
     assert_eq!(metrics["failed_calls"], json!(1));
+    assert_eq!(metrics["bulkhead_rejected"], json!(0));
     assert_eq!(metrics["consecutive_failures"], json!(1));
     assert_eq!(metrics["failure_rate"], json!(0.5));
     assert_eq!(metrics["slow_call_rate"], json!(0.0));
@@ -77,6 +78,23 @@ fn a_snapshot_has_its_counters_its_config_and_wall_clock_times() {
     assert_eq!(config["failure_rate_threshold"], json!(0.5));
     assert!(config.get("window_duration").is_none(), "off: left out");
     assert!(config.get("slow_call_duration").is_none(), "off: left out");
+    assert!(
+        config.get("max_concurrent_calls").is_none(),
+        "off: left out"
+    );
+}
+
+#[test]
+fn a_concurrency_limit_is_serialized_with_its_rejections() {
+    let registry = Registry::new();
+    let config = Config::builder().max_concurrent_calls(1).build().unwrap();
+    let breaker = registry.get_or_create("inventory", config);
+    let _running = breaker.try_acquire().unwrap();
+    let _ = breaker.try_acquire();
+    let snapshot = serde_json::to_value(&registry.snapshots()[0]).unwrap();
+    assert_eq!(snapshot["metrics"]["bulkhead_rejected"], json!(1));
+    assert_eq!(snapshot["metrics"]["rejected_calls"], json!(0));
+    assert_eq!(snapshot["config"]["max_concurrent_calls"], json!(1));
 }
 
 #[test]

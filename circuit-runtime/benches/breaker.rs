@@ -418,6 +418,47 @@ fn observability(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a concurrency limit costs: a breaker without `max_concurrent_calls`
+/// beside one with it, on the closed path (sync and async), in one run. The
+/// unlimited breaker should cost what `closed_success/circuit_runtime` does
+/// (its only price is one load, tested with the state word); the limited
+/// one takes a slot and gives it back, two read-modify-writes of one word.
+fn bulkhead(c: &mut Criterion) {
+    let mut group = c.benchmark_group("bulkhead");
+    configure(&mut group);
+    let x = 42_u64;
+
+    let unlimited = ours(RECOVERY);
+    let limited = CircuitBreaker::new(
+        "bench",
+        Config::builder()
+            .failure_threshold(THRESHOLD)
+            .recovery_timeout(RECOVERY)
+            .max_concurrent_calls(64)
+            .build()
+            .expect("a valid config"),
+    );
+    for (label, breaker) in [("unlimited", &unlimited), ("limited", &limited)] {
+        let breaker = black_box(breaker);
+        group.bench_function(format!("closed_success/{label}"), |b| {
+            b.iter(|| consume(breaker.call(|| Ok::<_, ()>(black_box(x)))));
+        });
+    }
+    for (label, breaker) in [("unlimited", &unlimited), ("limited", &limited)] {
+        let breaker = black_box(breaker);
+        group.bench_function(format!("async_closed/{label}"), |b| {
+            b.iter(|| {
+                consume(poll_ready(
+                    breaker.call_async(async { Ok::<_, ()>(black_box(x)) }),
+                ));
+            });
+        });
+    }
+    assert_eq!(limited.metrics().bulkhead_rejected, 0);
+
+    group.finish();
+}
+
 criterion_group!(
     benches,
     closed_success,
@@ -425,6 +466,7 @@ criterion_group!(
     contended,
     rate_window,
     async_closed,
-    observability
+    observability,
+    bulkhead
 );
 criterion_main!(benches);

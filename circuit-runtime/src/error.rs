@@ -76,7 +76,8 @@ pub enum ConfigError {
 }
 
 /// A call was rejected without running because the breaker is open, forced
-/// open, or half-open with every trial slot taken.
+/// open, half-open with every trial slot taken, or at its limit of
+/// concurrent calls (see [`is_concurrency_limit`](Self::is_concurrency_limit)).
 ///
 /// Cheap to clone, and `Send + Sync + 'static`, so it converts into any
 /// application error type.
@@ -115,6 +116,11 @@ enum RejectedIn {
     Open = 1,
     HalfOpen,
     ForcedOpen,
+    /// At `max_concurrent_calls`, in the state named: a bulkhead rejection
+    /// keeps the state it met, so the variants carry both.
+    FullClosed,
+    FullHalfOpen,
+    FullDisabled,
 }
 
 /// `retry_after_nanos` when the time is not known. No real wait is this
@@ -134,6 +140,23 @@ impl CircuitOpenError {
             name,
             state,
             retry_after_nanos: retry_after_nanos.map_or(UNKNOWN, |nanos| nanos.min(UNKNOWN - 1)),
+        }
+    }
+
+    /// A call turned away by a breaker in `state` (one that admits calls)
+    /// because `max_concurrent_calls` calls were running.
+    #[cold]
+    pub(crate) fn at_limit(name: &'static Name, state: State) -> Self {
+        let state = match state {
+            State::HalfOpen => RejectedIn::FullHalfOpen,
+            State::Disabled => RejectedIn::FullDisabled,
+            // Only the three admitting states reach here.
+            _ => RejectedIn::FullClosed,
+        };
+        Self {
+            name,
+            state,
+            retry_after_nanos: UNKNOWN,
         }
     }
 
@@ -160,14 +183,45 @@ impl CircuitOpenError {
     pub fn state(&self) -> State {
         match self.state {
             RejectedIn::Open => State::Open,
-            RejectedIn::HalfOpen => State::HalfOpen,
+            RejectedIn::HalfOpen | RejectedIn::FullHalfOpen => State::HalfOpen,
             RejectedIn::ForcedOpen => State::ForcedOpen,
+            RejectedIn::FullClosed => State::Closed,
+            RejectedIn::FullDisabled => State::Disabled,
         }
+    }
+
+    /// Whether the call was rejected because the breaker was running
+    /// `max_concurrent_calls` calls already, rather than because it was
+    /// open: the dependency may be healthy, only busy. [`state`](Self::state)
+    /// is then the state that admits calls the breaker was in (`Closed`,
+    /// `HalfOpen` or `Disabled`), and [`retry_after`](Self::retry_after)
+    /// is `None`, since no one knows when a running call ends.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config, State};
+    ///
+    /// let breaker = CircuitBreaker::new("db", Config::builder().max_concurrent_calls(1).build()?);
+    /// let running = breaker.try_acquire()?;
+    /// let err = breaker.try_acquire().unwrap_err();
+    /// assert!(err.is_concurrency_limit());
+    /// assert_eq!(err.state(), State::Closed);
+    /// assert_eq!(err.retry_after(), None);
+    /// assert_eq!(err.to_string(), "circuit breaker 'db' is at its limit of concurrent calls");
+    /// running.record_success();
+    /// assert!(breaker.try_acquire().is_ok(), "the slot is free again");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_concurrency_limit(&self) -> bool {
+        matches!(
+            self.state,
+            RejectedIn::FullClosed | RejectedIn::FullHalfOpen | RejectedIn::FullDisabled
+        )
     }
 
     /// How long until the breaker lets a trial call through, when that is
     /// known: `Some` for an open breaker, `None` for one forced open or
-    /// half-open with every trial slot taken. `Some(Duration::ZERO)` means
+    /// half-open with every trial slot taken, or at its limit of
+    /// concurrent calls. `Some(Duration::ZERO)` means
     /// "now": the open time had already run out, but this call had spent
     /// its one move to half-open (timeouts shorter than a transition), so
     /// the next call makes the move.
@@ -218,11 +272,16 @@ impl CircuitOpenError {
 
 impl fmt::Debug for CircuitOpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitOpenError")
-            .field("name", &self.name())
+        let mut out = f.debug_struct("CircuitOpenError");
+        out.field("name", &self.name())
             .field("state", &self.state())
-            .field("retry_after", &self.retry_after())
-            .finish()
+            .field("retry_after", &self.retry_after());
+        // Only when set: the other rejections print as they always have,
+        // and `state: Closed` alone would read as a contradiction.
+        if self.is_concurrency_limit() {
+            out.field("concurrency_limit", &true);
+        }
+        out.finish()
     }
 }
 
@@ -238,6 +297,9 @@ impl fmt::Display for RejectionMessage<'_> {
 impl CircuitOpenError {
     /// The breaker's condition in words: `open; retry in 12.0s`.
     pub(crate) fn write_condition(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_concurrency_limit() {
+            return f.write_str("at its limit of concurrent calls");
+        }
         match self.state() {
             State::ForcedOpen => f.write_str("forced open")?,
             State::HalfOpen => f.write_str("half-open and every trial slot is taken")?,
@@ -452,5 +514,22 @@ mod tests {
             format!("{rejection:?}"),
             r#"CircuitOpenError { name: "error.debug", state: ForcedOpen, retry_after: None }"#
         );
+    }
+
+    #[test]
+    fn a_concurrency_rejection_is_three_words_too_and_debug_says_what_it_is() {
+        let breaker = CircuitBreaker::new(
+            "error.full",
+            Config::builder().max_concurrent_calls(1).build().unwrap(),
+        );
+        let _running = breaker.try_acquire().unwrap();
+        let rejection = breaker.try_acquire().unwrap_err();
+        assert!(rejection.is_concurrency_limit());
+        assert_eq!(
+            format!("{rejection:?}"),
+            r#"CircuitOpenError { name: "error.full", state: Closed, retry_after: None, concurrency_limit: true }"#
+        );
+        let result: Result<u64, CallError<()>> = Err(CallError::Rejected(rejection));
+        assert!(matches!(result, Err(CallError::Rejected(r)) if r.is_concurrency_limit()));
     }
 }

@@ -120,7 +120,7 @@ pub use telemetry::facade::{set_metric_prefix, MetricPrefixError, MetricsPublish
 /// | key | default | meaning |
 /// |---|---|---|
 /// | `name = "quotes"` | the function's path (a method's: its type's path and name; in a trait's default method, each implementing type's) | the registry name; call sites sharing a name share a breaker |
-/// | `failure_threshold`, `success_threshold`, `half_open_max_calls`, `window_size`, `minimum_calls` | as [`Config::default`] | integers, as the [`ConfigBuilder`] methods of the same name |
+/// | `failure_threshold`, `success_threshold`, `half_open_max_calls`, `window_size`, `minimum_calls`, `max_concurrent_calls` | as [`Config::default`] | integers, as the [`ConfigBuilder`] methods of the same name |
 /// | `failure_rate_threshold`, `slow_call_rate_threshold`, `recovery_backoff`, `jitter` | as [`Config::default`] | numbers |
 /// | `recovery_timeout`, `window_duration`, `slow_call_duration`, `max_recovery_timeout`, `half_open_timeout` | as [`Config::default`] | `"250ms"`, `"30s"`, `"2m"`, `"1h"`, `"1m30s"`, or an integer of seconds |
 /// | `fallback = path` | none | called with the same arguments (receiver first) when the breaker rejects the call; for an `async fn`, an `async fn` |

@@ -40,8 +40,26 @@ pub struct Metrics {
     pub failed_calls: u64,
     /// Calls whose error was classified as not a failure.
     pub ignored_calls: u64,
-    /// Calls rejected without running.
+    /// Calls rejected without running because the breaker was open, forced
+    /// open, or half-open with every trial slot taken. Calls turned away by
+    /// `max_concurrent_calls` are counted apart, in
+    /// [`bulkhead_rejected`](Self::bulkhead_rejected).
     pub rejected_calls: u64,
+    /// Calls rejected without running because `max_concurrent_calls` calls
+    /// were running already: a busy dependency, not a failing one, so
+    /// apart from [`rejected_calls`](Self::rejected_calls).
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Config};
+    ///
+    /// let breaker = CircuitBreaker::new("db", Config::builder().max_concurrent_calls(1).build()?);
+    /// let _running = breaker.try_acquire()?;
+    /// assert!(breaker.try_acquire().is_err());
+    /// assert_eq!(breaker.metrics().bulkhead_rejected, 1);
+    /// assert_eq!(breaker.metrics().rejected_calls, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub bulkhead_rejected: u64,
     /// Fallbacks run because the breaker rejected the call.
     pub fallbacks_after_rejection: u64,
     /// Fallbacks run because the call failed (`fallback_on = "any_error"`).
@@ -119,9 +137,12 @@ pub(crate) enum Counter {
     /// A first-attempt success of an async `#[retry]` call, which the
     /// breaker also counted as a plain success.
     RetrySucceededFirstAlsoCounted = 13,
+    /// A call turned away at `max_concurrent_calls`.
+    BulkheadRejected = 14,
 }
 
-const COUNTERS: usize = 14;
+// 15 counters of 8 bytes still fit a stripe's 128 bytes.
+const COUNTERS: usize = 15;
 
 /// One thread's counters, alone on their cache lines so threads bumping
 /// their own stripes never invalidate each other's lines.
@@ -187,6 +208,7 @@ impl std::fmt::Debug for CallCounters {
             .field("failed", &self.get(Counter::Failed))
             .field("ignored", &self.get(Counter::Ignored))
             .field("rejected", &self.get(Counter::Rejected))
+            .field("bulkhead_rejected", &self.get(Counter::BulkheadRejected))
             .field("slow", &self.get(Counter::Slow))
             .field(
                 "fallbacks_after_rejection",

@@ -69,12 +69,13 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 impl Serialize for Metrics {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("Metrics", 19)?;
+        let mut out = serializer.serialize_struct("Metrics", 20)?;
         out.serialize_field("total_calls", &self.total_calls)?;
         out.serialize_field("successful_calls", &self.successful_calls)?;
         out.serialize_field("failed_calls", &self.failed_calls)?;
         out.serialize_field("ignored_calls", &self.ignored_calls)?;
         out.serialize_field("rejected_calls", &self.rejected_calls)?;
+        out.serialize_field("bulkhead_rejected", &self.bulkhead_rejected)?;
         out.serialize_field("fallbacks_after_rejection", &self.fallbacks_after_rejection)?;
         out.serialize_field("fallbacks_after_failure", &self.fallbacks_after_failure)?;
         out.serialize_field("retry_attempts", &self.retry_attempts)?;

@@ -465,3 +465,49 @@ fn a_call_never_judges_the_old_window_by_the_new_rules() {
         assert_eq!(breaker.state(), State::Closed);
     });
 }
+
+/// A breaker limited to `max_concurrent_calls` calls at once.
+fn limited(max_concurrent_calls: u32) -> Arc<CircuitBreaker> {
+    let config = Config::builder()
+        .max_concurrent_calls(max_concurrent_calls)
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    Arc::new(CircuitBreaker::new("loom", config))
+}
+
+/// Three calls race for two concurrency slots and end each its own way (a
+/// success, a dropped permit, a failure): the calls running at once,
+/// counted inside the "call", never pass the limit, and every slot comes
+/// back exactly once, so afterwards exactly two calls fit again.
+#[test]
+fn concurrency_limit_is_never_exceeded_and_every_slot_comes_back() {
+    model(|| {
+        let breaker = limited(2);
+        let running = Arc::new(AtomicUsize::new(0));
+        let call = |how: End| {
+            let breaker = Arc::clone(&breaker);
+            let running = Arc::clone(&running);
+            move || {
+                if let Ok(permit) = breaker.try_acquire() {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    assert!(now <= 2, "{now} calls running, limit 2");
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    end(permit, how);
+                }
+            }
+        };
+        let dropped = thread::spawn(call(End::Drop));
+        let failed = thread::spawn(call(End::Failure));
+        call(End::Success)();
+        dropped.join().unwrap();
+        failed.join().unwrap();
+
+        assert_eq!(breaker.state(), State::Closed);
+        let one = breaker.try_acquire().expect("first slot is free");
+        let two = breaker.try_acquire().expect("second slot is free");
+        let full = breaker.try_acquire().expect_err("only two slots exist");
+        assert!(full.is_concurrency_limit());
+        drop((one, two));
+    });
+}

@@ -88,10 +88,12 @@ pub enum Key {
     Jitter,
     /// `half_open_timeout`
     HalfOpenTimeout,
+    /// `max_concurrent_calls`
+    MaxConcurrentCalls,
 }
 
 /// How many options there are.
-pub const KEY_COUNT: usize = 14;
+pub const KEY_COUNT: usize = 15;
 
 impl Key {
     /// Every option, in the table's order.
@@ -114,6 +116,7 @@ impl Key {
         Key::MaxRecoveryTimeout,
         Key::Jitter,
         Key::HalfOpenTimeout,
+        Key::MaxConcurrentCalls,
     ];
 
     /// The option's row of the table.
@@ -172,7 +175,7 @@ impl fmt::Display for Key {
 /// assert_eq!(message, "unknown key `failure_treshold`: did you mean `failure_threshold`? write `failure_threshold = 5`");
 /// let message = circuit_spec::unknown_key("colour", &[("base", "\"database\"")]);
 /// assert!(message.starts_with("unknown key `colour`; the keys are: failure_threshold,"));
-/// assert!(message.ends_with("half_open_timeout, base"));
+/// assert!(message.ends_with("max_concurrent_calls, base"));
 /// ```
 pub fn unknown_key(name: &str, others: &[(&'static str, &'static str)]) -> String {
     let keys = Key::ALL
@@ -480,6 +483,15 @@ pub static OPTIONS: [OptionSpec; KEY_COUNT] = [
         default_text: "60s",
         meaning: "a half-open period with no verdict after this long reopens the breaker",
         example: "\"60s\"",
+    },
+    OptionSpec {
+        key: Key::MaxConcurrentCalls,
+        name: "max_concurrent_calls",
+        range: Range::Count { max: u32::MAX },
+        default: None,
+        default_text: "none",
+        meaning: "calls that may run at once; the excess is rejected at once, not queued",
+        example: "10",
     },
 ];
 

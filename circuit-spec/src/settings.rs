@@ -277,8 +277,8 @@ impl Resolved {
         self.values[key as usize]
     }
 
-    /// A count option's value, 0 when it is off (only `window_size`, under
-    /// a time window, ever is).
+    /// A count option's value, 0 when it is off (`window_size` under a
+    /// time window, `max_concurrent_calls` when calls are not limited).
     ///
     /// ```
     /// use circuit_spec::{Key, Settings};

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use super::permit::{Admission, Permit};
-use super::words::{generation_of, is_closed, state_of, tag_of, trial_fields, trial_value};
+use super::words::{
+    generation_of, is_closed_without_limit, state_of, tag_of, trial_fields, trial_value,
+};
 use super::{CircuitBreaker, State};
 use crate::error::CircuitOpenError;
 use crate::events::{Event, TransitionCause};
@@ -31,8 +33,10 @@ impl CircuitBreaker {
     ///
     /// # Errors
     ///
-    /// [`CircuitOpenError`] when the breaker is open, forced open, or
-    /// half-open with every trial slot taken.
+    /// [`CircuitOpenError`] when the breaker is open, forced open,
+    /// half-open with every trial slot taken, or running
+    /// `max_concurrent_calls` calls already (see
+    /// [`CircuitOpenError::is_concurrency_limit`]).
     ///
     /// ```
     /// use circuit_runtime::{CircuitBreaker, Config};
@@ -49,16 +53,24 @@ impl CircuitBreaker {
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, CircuitOpenError> {
         let word = self.state.load(Ordering::Acquire);
-        if is_closed(word) {
+        if self.admits_at_once(word) {
             Ok(self.admit_closed(word))
         } else {
             self.try_acquire_slow(word)
         }
     }
 
-    /// Admits a call into the closed period `word`. Apart from
-    /// [`admit`](Self::admit) so the state is a constant the verdict's
-    /// checks fold away.
+    /// Whether a call meeting state word `word` takes the closed fast
+    /// path: the breaker is closed and limits no calls. A breaker with
+    /// `max_concurrent_calls` takes the slow path, which counts its slots.
+    #[inline]
+    pub(super) fn admits_at_once(&self, word: u64) -> bool {
+        is_closed_without_limit(word, self.tuning.concurrency_limit())
+    }
+
+    /// Admits a call into the closed period `word` of a breaker that
+    /// limits no calls. Apart from [`admit`](Self::admit) so the state and
+    /// the absence of a slot are constants the verdict's checks fold away.
     #[inline]
     pub(super) fn admit_closed(&self, word: u64) -> Permit<'_> {
         Permit::new(
@@ -67,22 +79,65 @@ impl CircuitBreaker {
                 generation: generation_of(word),
                 state: State::Closed,
                 trial: false,
+                slot: false,
                 started_at: self.call_started_at(),
             },
         )
     }
 
+    /// Admits a call into the period `word` (a trial if `trial`), with a
+    /// concurrency slot if the breaker limits calls.
+    ///
+    /// # Errors
+    ///
+    /// The rejection when every slot is taken. A trial's slot is given
+    /// back then, by dropping its permit unjudged: the trial never ran.
     #[inline]
-    pub(super) fn admit(&self, word: u64, trial: bool) -> Permit<'_> {
-        Permit::new(
+    pub(super) fn admit(&self, word: u64, trial: bool) -> Result<Permit<'_>, CircuitOpenError> {
+        let permit = Permit::new(
             self,
             Admission {
                 generation: generation_of(word),
                 state: state_of(word),
                 trial,
+                slot: false,
                 started_at: self.call_started_at(),
             },
-        )
+        );
+        let limit = self.tuning.concurrency_limit();
+        if limit == 0 {
+            return Ok(permit);
+        }
+        if self.take_slot(limit) {
+            Ok(permit.holding_slot())
+        } else {
+            let state = permit.admitted_in();
+            drop(permit);
+            Err(self.reject_at_limit(state))
+        }
+    }
+
+    /// Takes one of `limit` concurrency slots, if one is free. A slot is
+    /// not tied to a state period: a reset or a trip leaves running calls
+    /// running, and each gives its slot back when its permit ends. A limit
+    /// lowered below the calls running admits nobody until enough of them
+    /// end; none is cut short.
+    fn take_slot(&self, limit: u64) -> bool {
+        // Acquire, with the Release of `release_slot`: a call that takes a
+        // freed slot sees what the call that freed it did, as a semaphore.
+        self.running
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |running| {
+                (running < limit).then_some(running + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back the slot of a permit that took one: called exactly once
+    /// per such permit, when it ends, so the count never goes below zero.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn release_slot(&self) {
+        self.running.fetch_sub(1, Ordering::Release);
     }
 
     /// When a call a slow-call rule will time began, or 0 (no rule: no
@@ -113,7 +168,7 @@ impl CircuitBreaker {
         let mut timed_out = false;
         for _ in 1..MAX_LOOKS {
             match state_of(word) {
-                State::Closed | State::Disabled => return Ok(self.admit(word, false)),
+                State::Closed | State::Disabled => return self.admit(word, false),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => match self.nanos_left_open() {
                     Some(retry_after) => return Err(self.reject(State::Open, Some(retry_after))),
@@ -147,7 +202,7 @@ impl CircuitBreaker {
         }
         // Lost every race so far: answer from the state as it is now.
         match state_of(word) {
-            State::Closed | State::Disabled => Ok(self.admit(word, false)),
+            State::Closed | State::Disabled => self.admit(word, false),
             State::Open => {
                 let retry_after = self.nanos_left_open().unwrap_or_default();
                 Err(self.reject(State::Open, Some(retry_after)))
@@ -185,7 +240,7 @@ impl CircuitBreaker {
             };
         }
         if self.state.load(Ordering::Acquire) == word {
-            Ok(Some(self.admit(word, true)))
+            self.admit(word, true).map(Some)
         } else {
             // The period ended between reading the state and claiming the
             // slot: a call admitted now would run while the breaker is open.
@@ -216,6 +271,19 @@ impl CircuitBreaker {
             self.announce_rejection(state, retry_after);
         }
         CircuitOpenError::new(self.name, state, retry_after)
+    }
+
+    /// Counts a call turned away at `max_concurrent_calls` by a breaker in
+    /// `state`, apart from the open rejections, and describes it.
+    #[cold]
+    #[inline(never)]
+    fn reject_at_limit(&self, state: State) -> CircuitOpenError {
+        self.counters.add(Counter::BulkheadRejected);
+        let rejection = CircuitOpenError::at_limit(self.name, state);
+        if self.is_observed() {
+            self.emit(&Event::Rejection(rejection.clone()));
+        }
+        rejection
     }
 
     /// Out of line, from plain values: an event built in the rejection's

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::permit::{InFlight, Permit, Verdict};
-use super::words::{is_closed, state_of};
+use super::words::state_of;
 use super::{CircuitBreaker, State};
 use crate::error::{CallError, CircuitOpenError, TimeoutError};
 use crate::retry::Sleeper;
@@ -67,7 +67,7 @@ impl CircuitBreaker {
         // in pieces whose reloads stall store forwarding, which tripled the
         // closed path's overhead. Apart, the permit stays in registers.
         let word = self.state.load(Ordering::Acquire);
-        if is_closed(word) {
+        if self.admits_at_once(word) {
             return Self::run(self.admit_closed(word), is_failure, f, Verdict::Success);
         }
         // The common rejection, built straight into the caller's return
@@ -108,7 +108,7 @@ impl CircuitBreaker {
         success: Verdict,
     ) -> Result<T, CallError<E>> {
         let word = self.state.load(Ordering::Acquire);
-        if is_closed(word) {
+        if self.admits_at_once(word) {
             return Self::run(self.admit_closed(word), is_failure, f, success);
         }
         self.call_with_slow(word, is_failure, f, success)

@@ -92,6 +92,10 @@ pub struct CircuitBreaker {
     /// Trial calls of the current half-open period, a tagged word whose
     /// value is [`words::trial_value`].
     trials: AtomicU64,
+    /// Calls holding a concurrency slot (under `max_concurrent_calls`).
+    /// Not tagged with a period: a slot is held by a permit, whatever the
+    /// state does meanwhile, and given back when the permit ends.
+    running: AtomicU64,
     /// When the current open period ends, in timeline nanoseconds.
     open_until: AtomicU64,
     /// When the current state was entered; 0 before the first transition.
@@ -176,6 +180,7 @@ impl CircuitBreaker {
             state: AtomicU64::new(pack_state(0, State::Closed)),
             closed_failures: AtomicU64::new(0),
             trials: AtomicU64::new(0),
+            running: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
             entered_at: AtomicU64::new(0),
             last_failure_at: AtomicU64::new(0),
@@ -406,6 +411,7 @@ impl CircuitBreaker {
             failed_calls,
             ignored_calls,
             rejected_calls: self.counters.get(Counter::Rejected),
+            bulkhead_rejected: self.counters.get(Counter::BulkheadRejected),
             fallbacks_after_rejection: self.counters.get(Counter::FallbackAfterRejection),
             fallbacks_after_failure: self.counters.get(Counter::FallbackAfterFailure),
             retry_attempts: self.counters.get(Counter::RetryAttempt),

@@ -7,7 +7,6 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::words::is_closed;
 use super::{CircuitBreaker, State};
 use crate::error::CircuitOpenError;
 use crate::sync::Ordering;
@@ -25,6 +24,10 @@ use crate::sync::Ordering;
 /// call itself as a failure, run it through [`call`](CircuitBreaker::call),
 /// [`call_async`](CircuitBreaker::call_async) or `#[circuit_breaker]`,
 /// which see the call's own body unwind.
+///
+/// Under [`max_concurrent_calls`](crate::ConfigBuilder::max_concurrent_calls)
+/// the permit holds one of the breaker's concurrency slots, and gives it
+/// back exactly once when it ends, by a verdict or by being dropped.
 ///
 /// ```
 /// use circuit_runtime::{CircuitBreaker, Config, State};
@@ -55,6 +58,9 @@ pub(crate) struct Admission {
     pub(crate) state: State,
     /// Whether the call holds a half-open trial slot.
     pub(crate) trial: bool,
+    /// Whether the call holds a concurrency slot (`max_concurrent_calls`),
+    /// given back whenever the permit ends: by a verdict or a drop.
+    pub(crate) slot: bool,
     /// When the call began, in timeline nanoseconds, or 0 when no rule
     /// needs call durations (so the hot path reads no clock).
     pub(crate) started_at: u64,
@@ -83,6 +89,13 @@ impl<'a> Permit<'a> {
             admission,
             dropped_as: Verdict::Released,
         }
+    }
+
+    /// The permit, now holding a concurrency slot it gives back when it
+    /// ends.
+    pub(super) fn holding_slot(mut self) -> Self {
+        self.admission.slot = true;
+        self
     }
 
     /// The call succeeded.
@@ -340,7 +353,7 @@ impl<'a, F: Future, C> InFlight<'a, F, C> {
         let this = self.project();
         if let Some(breaker) = this.breaker.take() {
             let word = breaker.state.load(Ordering::Acquire);
-            if is_closed(word) {
+            if breaker.admits_at_once(word) {
                 *this.permit = Some(breaker.admit_closed(word));
             } else {
                 match breaker.try_acquire_slow(word) {

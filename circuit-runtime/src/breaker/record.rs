@@ -34,6 +34,7 @@ impl CircuitBreaker {
         };
         if matches!(verdict, Verdict::Success | Verdict::FirstRetrySuccess)
             && admission.state == State::Closed
+            && !admission.slot
             && admission.started_at == 0
             && !self.windows.in_use()
         {
@@ -47,9 +48,10 @@ impl CircuitBreaker {
                 generation,
                 state,
                 trial,
+                slot: holds_slot,
                 started_at,
             } = admission;
-            self.record_outcome_slow(generation, state, trial, started_at, verdict);
+            self.record_outcome_slow(generation, state, trial, holds_slot, started_at, verdict);
         }
     }
 
@@ -59,13 +61,20 @@ impl CircuitBreaker {
         generation: u64,
         state: State,
         trial: bool,
+        holds_slot: bool,
         started_at: u64,
         verdict: Verdict,
     ) {
+        // First: whatever the verdict does next (a transition, a hook), the
+        // slot is back, so no path out of here can leak it.
+        if holds_slot {
+            self.release_slot();
+        }
         let admission = &Admission {
             generation,
             state,
             trial,
+            slot: holds_slot,
             started_at,
         };
         let timed = admission.started_at != 0
@@ -353,6 +362,7 @@ impl CircuitBreaker {
             generation: generation_of(word),
             state: state_of(word),
             trial: false,
+            slot: false,
             started_at: 0,
         };
         self.record_outcome(admission, verdict);

@@ -32,6 +32,8 @@ pub(super) struct Tuning {
     half_open_timeout: AtomicU64,
     /// Nanoseconds; 0 when no call is slow.
     slow_call_duration: AtomicU64,
+    /// 0 when calls are not limited.
+    max_concurrent_calls: AtomicU64,
     minimum_calls: AtomicU64,
     /// `f64` bits; 0 (the bits of 0.0, never a valid threshold) when off.
     failure_rate_threshold: AtomicU64,
@@ -63,6 +65,7 @@ impl Tuning {
             half_open_max_calls: AtomicU64::new(0),
             half_open_timeout: AtomicU64::new(0),
             slow_call_duration: AtomicU64::new(0),
+            max_concurrent_calls: AtomicU64::new(0),
             minimum_calls: AtomicU64::new(0),
             failure_rate_threshold: AtomicU64::new(0),
             slow_call_rate_threshold: AtomicU64::new(0),
@@ -101,6 +104,10 @@ impl Tuning {
             &self.slow_call_duration,
             config.slow_call_duration().map_or(0, saturating_nanos),
         );
+        set(
+            &self.max_concurrent_calls,
+            config.max_concurrent_calls().map_or(0, u64::from),
+        );
         set(&self.minimum_calls, config.minimum_calls().into());
         set(
             &self.failure_rate_threshold,
@@ -136,6 +143,14 @@ impl Tuning {
     #[inline]
     pub(super) fn times_calls(&self) -> bool {
         self.slow_call_duration.load(Ordering::Relaxed) != 0
+    }
+
+    /// `max_concurrent_calls`, or 0 when calls are not limited: read with
+    /// the state word on the closed path, see
+    /// [`is_closed_without_limit`](super::words::is_closed_without_limit).
+    #[inline]
+    pub(super) fn concurrency_limit(&self) -> u64 {
+        self.max_concurrent_calls.load(Ordering::Relaxed)
     }
 
     /// The duration from which a call is slow, in nanoseconds, if any.

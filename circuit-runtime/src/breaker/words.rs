@@ -7,6 +7,7 @@ use super::state::State;
 /// 61 bits: at one transition per nanosecond it would take 73 years to
 /// wrap, so within a process two periods never share a generation.
 pub(super) const STATE_BITS: u32 = 3;
+const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
 pub(super) const MAX_GENERATION: u64 = u64::MAX >> STATE_BITS;
 
 pub(super) fn pack_state(generation: u64, state: State) -> u64 {
@@ -14,14 +15,18 @@ pub(super) fn pack_state(generation: u64, state: State) -> u64 {
 }
 
 pub(super) fn state_of(word: u64) -> State {
-    State::from_code(word & ((1 << STATE_BITS) - 1))
+    State::from_code(word & STATE_MASK)
 }
 
-/// Whether the state word is closed: one comparison, for the hot path,
-/// where `state_of`'s decoding into a `State` cost a lookup.
+/// Whether the state word is closed and `limit`, a breaker's
+/// `max_concurrent_calls` (0 for none), is off: the closed fast path's one
+/// test. Bits, not `state_of`, whose decoding into a `State` cost the hot
+/// path a lookup; and as Closed is code 0, both conditions fold into one OR
+/// and one branch, so a breaker without a limit pays only the load of a
+/// read-mostly word for the option.
 #[inline]
-pub(super) fn is_closed(word: u64) -> bool {
-    word & ((1 << STATE_BITS) - 1) == State::Closed.code()
+pub(super) fn is_closed_without_limit(word: u64, limit: u64) -> bool {
+    ((word & STATE_MASK) ^ State::Closed.code()) | limit == 0
 }
 
 pub(super) fn generation_of(word: u64) -> u64 {

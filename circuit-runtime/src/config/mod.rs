@@ -268,6 +268,22 @@ impl Config {
         self.duration(Key::HalfOpenTimeout)
     }
 
+    /// Calls of the breaker that may run at once, or `None` for no limit
+    /// (the default). A call beyond it is rejected at once, not queued:
+    /// see [`CircuitOpenError::is_concurrency_limit`](crate::CircuitOpenError::is_concurrency_limit).
+    ///
+    /// ```
+    /// use circuit_runtime::Config;
+    /// assert_eq!(Config::default().max_concurrent_calls(), None);
+    /// assert_eq!(Config::builder().max_concurrent_calls(8).build()?.max_concurrent_calls(), Some(8));
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn max_concurrent_calls(&self) -> Option<u32> {
+        self.resolved
+            .get(Key::MaxConcurrentCalls)
+            .map(|_| self.resolved.count(Key::MaxConcurrentCalls))
+    }
+
     /// The manual clock this breaker reads, or `None` for the monotonic clock.
     ///
     /// ```
@@ -529,6 +545,18 @@ impl ConfigBuilder {
         /// # Ok::<(), circuit_runtime::ConfigError>(())
         /// ```
         half_open_timeout: std::time::Duration => Key::HalfOpenTimeout;
+        /// Calls that may run at once; at least 1. Default: no limit. A
+        /// call beyond the limit is rejected at once, not queued, with a
+        /// [`CircuitOpenError`](crate::CircuitOpenError) whose
+        /// [`is_concurrency_limit`](crate::CircuitOpenError::is_concurrency_limit)
+        /// is `true`: a bulkhead, so one slow dependency cannot hold every
+        /// thread or task of the program.
+        ///
+        /// ```
+        /// let config = circuit_runtime::Config::builder().max_concurrent_calls(16).build()?;
+        /// # Ok::<(), circuit_runtime::ConfigError>(())
+        /// ```
+        max_concurrent_calls: u32 => Key::MaxConcurrentCalls;
     }
 
     /// Read time from `clock` instead of the monotonic system clock.

@@ -173,7 +173,7 @@ pub(crate) fn record(breaker: &CircuitBreaker, event: &Event) {
 }
 
 /// The counters a breaker publishes, in the order of [`Published::counts`].
-const PUBLISHED_COUNTERS: usize = 11;
+const PUBLISHED_COUNTERS: usize = 12;
 
 /// What the facade was last told about one breaker.
 #[derive(Default)]
@@ -228,7 +228,7 @@ fn describe(names: &MetricNames) {
     );
     describe_counter!(
         names.calls,
-        "Calls through the breaker, by result: success, failure, ignored, rejected"
+        "Calls through the breaker, by result: success, failure, ignored, rejected (open), bulkhead_rejected (at max_concurrent_calls)"
     );
     describe_counter!(
         names.transitions,
@@ -283,6 +283,12 @@ impl CircuitBreaker {
             (names.calls, "result", "failure", metrics.failed_calls),
             (names.calls, "result", "ignored", metrics.ignored_calls),
             (names.calls, "result", "rejected", metrics.rejected_calls),
+            (
+                names.calls,
+                "result",
+                "bulkhead_rejected",
+                metrics.bulkhead_rejected,
+            ),
             (
                 names.fallback_calls,
                 "reason",
