@@ -178,6 +178,12 @@ fn every_handle_of_a_name_shares_its_breakers() {
         5,
         "the first registration's configuration"
     );
+    let conflicts = registry.conflicts();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(
+        (conflicts[0].name.as_str(), conflicts[0].differing.clone()),
+        ("topics", vec!["failure_threshold"])
+    );
 }
 
 #[test]

@@ -30,14 +30,16 @@ pub(crate) const OVERFLOW_KEY: &str = "_overflow";
 /// lock, few enough that an idle family costs little.
 const SHARDS: usize = 16;
 
-/// The bounds of a keyed name.
+/// The bounds of a keyed name, for
+/// [`Registry::keyed_with`](crate::Registry::keyed_with).
 ///
 /// ```
-/// use circuit_runtime::KeyLimits;
+/// use circuit_runtime::{KeyLimits, Registry};
 ///
-/// let limits = KeyLimits::new().max_keys(500);
-/// assert_eq!(limits.get_max_keys(), 500);
-/// assert_eq!(KeyLimits::default().get_max_keys(), 10_000);
+/// let registry = Registry::new();
+/// let tenants = registry.keyed_with("tenants", Default::default(), KeyLimits::new().max_keys(500));
+/// assert_eq!(tenants.max_keys(), 500);
+/// assert_eq!(registry.keyed("hosts", Default::default()).max_keys(), 10_000);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,21 +70,15 @@ impl KeyLimits {
     /// attacker chooses cannot grow memory without bound.
     ///
     /// ```
-    /// assert_eq!(circuit_runtime::KeyLimits::new().max_keys(0).get_max_keys(), 1);
+    /// use circuit_runtime::{KeyLimits, Registry};
+    /// let registry = Registry::new();
+    /// let hosts = registry.keyed_with("hosts", Default::default(), KeyLimits::new().max_keys(0));
+    /// assert_eq!(hosts.max_keys(), 1);
     /// ```
     #[must_use]
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys.max(1);
         self
-    }
-
-    /// The largest number of keys with a breaker of their own.
-    ///
-    /// ```
-    /// assert_eq!(circuit_runtime::KeyLimits::new().max_keys(3).get_max_keys(), 3);
-    /// ```
-    pub fn get_max_keys(&self) -> usize {
-        self.max_keys
     }
 }
 
@@ -198,16 +194,17 @@ impl<'r> KeyedBreakers<'r> {
         &self.family.name
     }
 
-    /// The bounds this name was created with.
+    /// The largest number of keys with a breaker of their own, as the
+    /// name was created with.
     ///
     /// ```
     /// use circuit_runtime::{KeyLimits, Registry};
     /// let registry = Registry::new();
     /// let topics = registry.keyed_with("topics", Default::default(), KeyLimits::new().max_keys(50));
-    /// assert_eq!(topics.limits().get_max_keys(), 50);
+    /// assert_eq!(topics.max_keys(), 50);
     /// ```
-    pub fn limits(&self) -> KeyLimits {
-        self.family.limits
+    pub fn max_keys(&self) -> usize {
+        self.family.limits.max_keys
     }
 
     /// How many keys have a breaker of their own (the overflow breaker

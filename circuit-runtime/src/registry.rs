@@ -268,7 +268,10 @@ impl Registry {
     /// another bound.
     ///
     /// Every call with the same name shares one table of breakers; the
-    /// first call's `config` and limits are the ones used.
+    /// first call's `config` and limits are the ones used, and a later
+    /// `config` with other options is recorded in
+    /// [`conflicts`](Self::conflicts), as for
+    /// [`get_or_create`](Self::get_or_create).
     ///
     /// [`DEFAULT_MAX_KEYS`]: crate::DEFAULT_MAX_KEYS
     ///
@@ -296,20 +299,35 @@ impl Registry {
     /// assert_eq!(tenants.get("c").name(), "tenants/_overflow");
     /// ```
     pub fn keyed_with(&self, name: &str, config: Config, limits: KeyLimits) -> KeyedBreakers<'_> {
-        if let Some(family) = read(&self.names).families.get(name) {
-            return KeyedBreakers::new(self, Arc::clone(family));
+        {
+            let names = read(&self.names);
+            if let Some(family) = names.families.get(name) {
+                let family = Arc::clone(family);
+                let conflict = names
+                    .entries
+                    .get(name)
+                    .and_then(|entry| Self::conflict(name, entry, &config));
+                drop(names);
+                self.record(conflict);
+                return KeyedBreakers::new(self, family);
+            }
         }
         let mut guard = write(&self.names);
         let names = &mut *guard;
         let entry = names.entries.entry(name.to_owned()).or_default();
+        let conflict = Self::conflict(name, entry, &config);
         if entry.requested.is_none() {
             entry.requested = Some(config);
         }
-        let family = names
-            .families
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(Family::new(name, limits)));
-        KeyedBreakers::new(self, Arc::clone(family))
+        let family = Arc::clone(
+            names
+                .families
+                .entry(name.to_owned())
+                .or_insert_with(|| Arc::new(Family::new(name, limits))),
+        );
+        drop(guard);
+        self.record(conflict);
+        KeyedBreakers::new(self, family)
     }
 
     /// The breaker of `key` under the keyed name `family`, registered as
