@@ -418,6 +418,9 @@ pub enum TransitionCause {
     ForcedOpen,
     /// [`CircuitBreaker::disable`](crate::CircuitBreaker::disable).
     Disabled,
+    /// Another replica's change to a breaker whose state replicas share,
+    /// applied with [`CircuitBreaker::apply_remote`](crate::CircuitBreaker::apply_remote).
+    Remote,
 }
 
 impl TransitionCause {
@@ -440,6 +443,7 @@ impl TransitionCause {
             TransitionCause::Reset => "reset",
             TransitionCause::ForcedOpen => "forced_open",
             TransitionCause::Disabled => "disabled",
+            TransitionCause::Remote => "remote",
         }
     }
 }
@@ -457,6 +461,7 @@ impl std::fmt::Display for TransitionCause {
             TransitionCause::Reset => "reset",
             TransitionCause::ForcedOpen => "forced open",
             TransitionCause::Disabled => "disabled",
+            TransitionCause::Remote => "changed by another replica",
         })
     }
 }

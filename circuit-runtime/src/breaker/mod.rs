@@ -303,8 +303,16 @@ impl CircuitBreaker {
     }
 
     /// How long until the next trial: the time left of an open period,
-    /// `None` in any other state.
-    pub(crate) fn retry_after(&self) -> Option<std::time::Duration> {
+    /// `None` in any other state (and once the open time is over).
+    ///
+    /// ```
+    /// use circuit_runtime::CircuitBreaker;
+    /// let breaker = CircuitBreaker::new("db", Default::default());
+    /// assert_eq!(breaker.retry_after(), None);
+    /// breaker.apply_remote(circuit_runtime::State::Open, None);
+    /// assert!(breaker.retry_after().is_some());
+    /// ```
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
         (self.recorded_state() == State::Open)
             .then(|| self.nanos_left_open())
             .flatten()
@@ -359,6 +367,37 @@ impl CircuitBreaker {
     /// ```
     pub fn disable(&self) {
         self.command(State::Disabled, TransitionCause::Disabled);
+    }
+
+    /// Applies a change that another replica made to this breaker's name,
+    /// for the backends that share breaker state between processes (such
+    /// as `circuit-redis`): the breaker moves to `to` at once, its
+    /// observers see a transition whose cause is
+    /// [`TransitionCause::Remote`], and such a transition is what a backend
+    /// must not publish again. An `Open` lasts `open_for` (the time left of
+    /// the other replica's open period), or this breaker's own recovery
+    /// timeout without it.
+    ///
+    /// Returns the state it replaced.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use circuit_runtime::{CircuitBreaker, Config, ManualClock, State, TransitionCause};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::new("db", Config::builder().clock(clock.clone()).build()?);
+    /// breaker.on_transition(|t| assert_eq!(t.cause, TransitionCause::Remote));
+    /// breaker.apply_remote(State::Open, Some(Duration::from_secs(7)));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// assert_eq!(breaker.retry_after(), Some(Duration::from_secs(7)));
+    /// clock.advance(Duration::from_secs(7));
+    /// assert!(breaker.try_acquire().is_ok(), "the other replica's open time is over");
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn apply_remote(&self, to: State, open_for: Option<std::time::Duration>) -> State {
+        let before = self.recorded_state();
+        self.transition_for(None, to, TransitionCause::Remote, open_for);
+        before
     }
 
     /// Applies a manual command; returns the state it replaced.

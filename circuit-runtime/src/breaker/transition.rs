@@ -25,6 +25,19 @@ impl CircuitBreaker {
         to: State,
         cause: TransitionCause,
     ) -> bool {
+        self.transition_for(expected, to, cause, None)
+    }
+
+    /// [`transition`](Self::transition), with the open time given rather
+    /// than taken from the backoff when `open_for` is set: another
+    /// replica's open period, which ends when it ends there.
+    pub(super) fn transition_for(
+        &self,
+        expected: Option<u64>,
+        to: State,
+        cause: TransitionCause,
+        open_for: Option<std::time::Duration>,
+    ) -> bool {
         let mut recovery = lock(&self.recovery);
         let current = self.state.load(Ordering::Acquire);
         if expected.is_some_and(|expected| expected != current) {
@@ -39,11 +52,13 @@ impl CircuitBreaker {
         self.reset_period_counters(tag);
         match to {
             State::Open => {
-                if from == State::HalfOpen {
-                    recovery.open_for.grow();
-                }
-                let base = recovery.open_for.current();
-                let open_for = recovery.jitter.spread(base);
+                let open_for = open_for.unwrap_or_else(|| {
+                    if from == State::HalfOpen {
+                        recovery.open_for.grow();
+                    }
+                    let base = recovery.open_for.current();
+                    recovery.jitter.spread(base)
+                });
                 self.open_until.store(
                     now.saturating_add(saturating_nanos(open_for)),
                     Ordering::Release,
