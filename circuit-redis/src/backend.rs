@@ -1,0 +1,95 @@
+//! What the sync asks of the shared store, behind a trait: Redis in
+//! production, a fake in the sync logic's unit tests.
+
+use std::future::Future;
+use std::time::Duration;
+
+use circuit_runtime::State;
+
+/// The shared view of one breaker name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClusterState {
+    /// The fencing token: incremented by every published transition, 0
+    /// while no replica has published one (or the store forgot them).
+    pub(crate) generation: u64,
+    /// The state the last published transition entered; `None` at
+    /// generation 0.
+    pub(crate) state: Option<State>,
+    /// For an open state, the time left of its open period, on the
+    /// store's clock.
+    pub(crate) open_for: Duration,
+    /// The replica that published it.
+    pub(crate) origin: String,
+}
+
+impl ClusterState {
+    /// No replica has published anything.
+    #[cfg(test)]
+    pub(crate) fn empty() -> Self {
+        Self {
+            generation: 0,
+            state: None,
+            open_for: Duration::ZERO,
+            origin: String::new(),
+        }
+    }
+}
+
+/// A local transition to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) state: State,
+    /// The open period's length, for an open state.
+    pub(crate) open_for: Duration,
+}
+
+/// How a publication ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Published {
+    /// The store took it: the name is now at this generation.
+    Won(u64),
+    /// The store had moved past the generation the replica knew: nothing
+    /// was written, and this is what the store holds.
+    Lost(ClusterState),
+}
+
+/// The shared store's error, as the sync reports it.
+pub(crate) type BackendError = String;
+
+/// The operations the sync needs, each one round trip.
+pub(crate) trait Backend {
+    /// Publishes `change` to `name` if the store is still at generation
+    /// `expected` (a compare-and-set on the fencing token), as replica
+    /// `origin`.
+    fn publish(
+        &mut self,
+        name: &str,
+        expected: u64,
+        change: &Change,
+        origin: &str,
+    ) -> impl Future<Output = Result<Published, BackendError>>;
+
+    /// The shared view of every name in `names`, in their order.
+    fn pull(
+        &mut self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<ClusterState>, BackendError>>;
+}
+
+/// The wire name of a state.
+pub(crate) fn state_name(state: State) -> &'static str {
+    state.as_str()
+}
+
+/// The state a wire name names; `None` for an empty or unknown one.
+pub(crate) fn state_from_name(name: &str) -> Option<State> {
+    [
+        State::Closed,
+        State::Open,
+        State::HalfOpen,
+        State::ForcedOpen,
+        State::Disabled,
+    ]
+    .into_iter()
+    .find(|state| state.as_str() == name)
+}

@@ -1,0 +1,166 @@
+//! The shared store on Redis: one hash per breaker name, written only by a
+//! compare-and-set script on its generation, read with the time left of
+//! its open period measured on Redis's own clock.
+//!
+//! Each name's key carries a hash tag, `{cb:<name>}`, so every script
+//! touches keys of one slot and runs on a Redis Cluster too; every write
+//! renews the key's time to live, so the state of a breaker no replica
+//! runs any more is forgotten.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use crate::backend::{
+    state_from_name, state_name, Backend, BackendError, Change, ClusterState, Published,
+};
+
+/// Reads the view of `KEYS[1]` at the time `now` (milliseconds on Redis's
+/// clock): generation, state, milliseconds of its open period left,
+/// origin.
+const VIEW: &str = r"
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+local function view(key, now)
+  local fields = redis.call('HMGET', key, 'gen', 'state', 'open_until', 'origin')
+  local left = math.max(0, tonumber(fields[3] or '0') - now)
+  return {tonumber(fields[1] or '0'), fields[2] or '', left, fields[4] or ''}
+end
+";
+
+/// `KEYS[1]`: the name's key. `ARGV`: the generation the replica knows,
+/// the state, the open time in milliseconds, the replica, the key's time
+/// to live in milliseconds. Returns `{1, generation}` when written, or
+/// `{0, view...}` with what the key holds when its generation had moved.
+const PUBLISH: &str = r"
+local now = now_ms()
+local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+if gen ~= tonumber(ARGV[1]) then
+  local current = view(KEYS[1], now)
+  return {0, current[1], current[2], current[3], current[4]}
+end
+local open_ms = tonumber(ARGV[3])
+local open_until = 0
+if open_ms > 0 then open_until = now + open_ms end
+redis.call('HSET', KEYS[1], 'gen', gen + 1, 'state', ARGV[2], 'open_until', open_until,
+  'origin', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {1, gen + 1}
+";
+
+/// `KEYS[1]`: the name's key. Returns its view.
+const PULL: &str = r"
+return view(KEYS[1], now_ms())
+";
+
+pub(crate) struct RedisBackend {
+    connection: ConnectionManager,
+    publish: Script,
+    pull: Script,
+    key_ttl: Duration,
+}
+
+impl RedisBackend {
+    pub(crate) fn new(connection: ConnectionManager, key_ttl: Duration) -> Self {
+        Self {
+            connection,
+            publish: Script::new(&format!("{VIEW}{PUBLISH}")),
+            pull: Script::new(&format!("{VIEW}{PULL}")),
+            key_ttl,
+        }
+    }
+}
+
+/// The key of a breaker name: a hash tag around the name, so a script on
+/// it stays in one Redis Cluster slot.
+pub(crate) fn key_of(name: &str) -> String {
+    format!("{{cb:{name}}}")
+}
+
+fn view_of((generation, state, left_ms, origin): (u64, String, u64, String)) -> ClusterState {
+    ClusterState {
+        generation,
+        state: state_from_name(&state),
+        open_for: Duration::from_millis(left_ms),
+        origin,
+    }
+}
+
+impl Backend for RedisBackend {
+    async fn publish(
+        &mut self,
+        name: &str,
+        expected: u64,
+        change: &Change,
+        origin: &str,
+    ) -> Result<Published, BackendError> {
+        let open_ms = u64::try_from(change.open_for.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = u64::try_from(self.key_ttl.as_millis()).unwrap_or(u64::MAX);
+        let reply: redis::Value = self
+            .publish
+            .key(key_of(name))
+            .arg(expected)
+            .arg(state_name(change.state))
+            .arg(open_ms)
+            .arg(origin)
+            .arg(ttl_ms)
+            .invoke_async(&mut self.connection)
+            .await
+            .map_err(|error| error.to_string())?;
+        let reply: Vec<redis::Value> =
+            redis::from_redis_value(reply).map_err(|error| error.to_string())?;
+        let won: u64 = reply
+            .first()
+            .map(|value| redis::from_redis_value(value.clone()))
+            .transpose()
+            .map_err(|error| error.to_string())?
+            .unwrap_or(0);
+        if won == 1 {
+            let generation = reply
+                .get(1)
+                .map(|value| redis::from_redis_value(value.clone()))
+                .transpose()
+                .map_err(|error| error.to_string())?
+                .unwrap_or(0);
+            return Ok(Published::Won(generation));
+        }
+        let view: (u64, String, u64, String) =
+            redis::from_redis_value(redis::Value::Array(reply[1..].to_vec()))
+                .map_err(|error| error.to_string())?;
+        Ok(Published::Lost(view_of(view)))
+    }
+
+    async fn pull(&mut self, names: &[String]) -> Result<Vec<ClusterState>, BackendError> {
+        // One pipelined round trip: a script call per name, so no script
+        // spans two Cluster slots.
+        let mut pipe = redis::pipe();
+        for name in names {
+            pipe.cmd("EVALSHA")
+                .arg(self.pull.get_hash())
+                .arg(1)
+                .arg(key_of(name));
+        }
+        let views: Result<Vec<(u64, String, u64, String)>, _> =
+            pipe.query_async(&mut self.connection).await;
+        let views = match views {
+            Ok(views) => views,
+            Err(error)
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                // A restarted Redis forgot the script: load it, and read
+                // again next round.
+                self.pull
+                    .prepare_invoke()
+                    .load_async(&mut self.connection)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                return Err("the pull script was not loaded; loaded it".into());
+            }
+            Err(error) => return Err(error.to_string()),
+        };
+        Ok(views.into_iter().map(view_of).collect())
+    }
+}

@@ -1,0 +1,133 @@
+//! Two replicas sharing breakers through a real Redis on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use circuit_runtime::{Config, State};
+use common::{eventually, RedisServer, Replica};
+
+fn config(threshold: u32) -> Config {
+    Config::builder()
+        .failure_threshold(threshold)
+        .recovery_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn failures_seen_by_one_replica_open_the_breaker_of_the_other() {
+    let redis = RedisServer::start();
+    let a = Replica::new(&redis.url(), "a", "shared.db", config(2));
+    let b = Replica::new(&redis.url(), "b", "shared.db", config(2));
+    eventually("both replicas reach Redis", || {
+        a.shared.good_rounds() > 0 && b.shared.good_rounds() > 0
+    });
+
+    a.breaker("shared.db").record_failure();
+    a.breaker("shared.db").record_failure();
+    assert_eq!(a.breaker("shared.db").state(), State::Open);
+    eventually("B opens", || b.breaker("shared.db").state() == State::Open);
+
+    let left = b.breaker("shared.db").retry_after().unwrap();
+    assert!(
+        left <= Duration::from_secs(30),
+        "A's open period, not a new one: {left:?}"
+    );
+    assert!(left > Duration::from_secs(20), "{left:?}");
+    assert!(b.breaker("shared.db").try_acquire().is_err());
+    assert_eq!(
+        redis.command("HGET {cb:shared.db} gen").as_deref(),
+        Some("1"),
+        "one transition in Redis"
+    );
+}
+
+#[test]
+fn an_operators_force_open_and_reset_reach_every_replica() {
+    let redis = RedisServer::start();
+    let a = Replica::new(&redis.url(), "a", "shared.mail", config(5));
+    let b = Replica::new(&redis.url(), "b", "shared.mail", config(5));
+    eventually("both replicas reach Redis", || {
+        a.shared.good_rounds() > 0 && b.shared.good_rounds() > 0
+    });
+
+    a.breaker("shared.mail").force_open();
+    eventually("B is forced open", || {
+        b.breaker("shared.mail").state() == State::ForcedOpen
+    });
+    b.breaker("shared.mail").reset();
+    eventually("A is reset", || {
+        a.breaker("shared.mail").state() == State::Closed
+    });
+    assert_eq!(
+        redis.command("HGET {cb:shared.mail} gen").as_deref(),
+        Some("2")
+    );
+}
+
+#[test]
+fn two_replicas_tripping_together_make_one_transition() {
+    let redis = RedisServer::start();
+    let a = Replica::new(&redis.url(), "a", "shared.cache", config(1));
+    let b = Replica::new(&redis.url(), "b", "shared.cache", config(1));
+    eventually("both replicas reach Redis", || {
+        a.shared.good_rounds() > 0 && b.shared.good_rounds() > 0
+    });
+    let (breaker_a, breaker_b) = (a.breaker("shared.cache"), b.breaker("shared.cache"));
+    std::thread::scope(|scope| {
+        scope.spawn(|| breaker_a.record_failure());
+        scope.spawn(|| breaker_b.record_failure());
+    });
+    let rounds = (a.shared.good_rounds(), b.shared.good_rounds());
+    eventually("both publish and read again", || {
+        a.shared.good_rounds() > rounds.0 + 2 && b.shared.good_rounds() > rounds.1 + 2
+    });
+    assert_eq!(
+        redis.command("HGET {cb:shared.cache} gen").as_deref(),
+        Some("1")
+    );
+    assert_eq!(breaker_a.state(), State::Open);
+    assert_eq!(breaker_b.state(), State::Open);
+}
+
+#[test]
+fn a_redis_that_dies_degrades_the_replicas_and_they_rejoin_when_it_returns() {
+    let redis = RedisServer::start();
+    let a = Replica::new(&redis.url(), "a", "shared.queue", config(1));
+    let b = Replica::new(&redis.url(), "b", "shared.queue", config(1));
+    eventually("both replicas reach Redis", || {
+        a.shared.good_rounds() > 0 && b.shared.good_rounds() > 0
+    });
+
+    let port = redis.stop();
+    // Calls go on without Redis: each one reads local atomics only.
+    for _ in 0..1_000 {
+        a.breaker("shared.queue")
+            .call(|| Ok::<_, ()>(()))
+            .expect("closed, Redis or not");
+    }
+    eventually("A reports itself degraded", || a.shared.is_degraded());
+    assert!(a.shared.last_error().is_some());
+    // Decided alone while degraded, and not replayed later.
+    a.breaker("shared.queue").record_failure();
+    assert_eq!(a.breaker("shared.queue").state(), State::Open);
+
+    let redis = RedisServer::start_on(port);
+    eventually("A rejoins", || !a.shared.is_degraded());
+    eventually("B rejoins", || !b.shared.is_degraded());
+    let rounds = b.shared.good_rounds();
+    eventually("B reads again", || b.shared.good_rounds() > rounds + 2);
+    assert_eq!(
+        b.breaker("shared.queue").state(),
+        State::Closed,
+        "A's trip while degraded is not replayed"
+    );
+
+    a.breaker("shared.queue").reset();
+    a.breaker("shared.queue").record_failure();
+    eventually("a trip after the return reaches B", || {
+        b.breaker("shared.queue").state() == State::Open
+    });
+    drop(redis);
+}
