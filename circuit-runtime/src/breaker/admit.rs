@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::permit::{Admission, Permit};
+use super::permit::{Admission, Holds, Permit};
 use super::words::{
     generation_of, is_closed_without_limit, state_of, tag_of, trial_fields, trial_value,
 };
@@ -78,8 +78,7 @@ impl CircuitBreaker {
             Admission {
                 generation: generation_of(word),
                 state: State::Closed,
-                trial: false,
-                slot: false,
+                holds: Holds::NOTHING,
                 started_at: self.call_started_at(),
             },
         )
@@ -99,8 +98,7 @@ impl CircuitBreaker {
             Admission {
                 generation: generation_of(word),
                 state: state_of(word),
-                trial,
-                slot: false,
+                holds: if trial { Holds::TRIAL } else { Holds::NOTHING },
                 started_at: self.call_started_at(),
             },
         );

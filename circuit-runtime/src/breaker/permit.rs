@@ -56,14 +56,41 @@ pub(crate) struct Admission {
     pub(crate) generation: u64,
     /// The state the call was admitted in.
     pub(crate) state: State,
-    /// Whether the call holds a half-open trial slot.
-    pub(crate) trial: bool,
-    /// Whether the call holds a concurrency slot (`max_concurrent_calls`),
-    /// given back whenever the permit ends: by a verdict or a drop.
-    pub(crate) slot: bool,
+    /// The slots the call holds, given back when the permit ends.
+    pub(crate) holds: Holds,
     /// When the call began, in timeline nanoseconds, or 0 when no rule
     /// needs call durations (so the hot path reads no clock).
     pub(crate) started_at: u64,
+}
+
+/// The slots a call holds: a half-open trial slot, a concurrency slot
+/// (`max_concurrent_calls`), both or neither. One byte for both, not a
+/// second `bool` beside the trial's: the permit is then written and read
+/// back as it was before it could hold a concurrency slot. With a second
+/// `bool`, `closed_success` measured 5.0 ns against 4.3 ns before (best of
+/// several runs on a busy machine); with this byte, 4.3 ns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Holds(u8);
+
+impl Holds {
+    pub(crate) const NOTHING: Holds = Holds(0);
+    pub(crate) const TRIAL: Holds = Holds(1);
+    const SLOT: u8 = 2;
+
+    /// Whether a half-open trial slot is held.
+    pub(crate) fn trial(self) -> bool {
+        self.0 & Self::TRIAL.0 != 0
+    }
+
+    /// Whether a concurrency slot is held.
+    pub(crate) fn slot(self) -> bool {
+        self.0 & Self::SLOT != 0
+    }
+
+    /// These, and a concurrency slot.
+    fn and_slot(self) -> Holds {
+        Holds(self.0 | Self::SLOT)
+    }
 }
 
 /// How a permit ended.
@@ -94,7 +121,7 @@ impl<'a> Permit<'a> {
     /// The permit, now holding a concurrency slot it gives back when it
     /// ends.
     pub(super) fn holding_slot(mut self) -> Self {
-        self.admission.slot = true;
+        self.admission.holds = self.admission.holds.and_slot();
         self
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::permit::{Admission, Verdict};
+use super::permit::{Admission, Holds, Verdict};
 use super::tuning::RateRules;
 use super::words::{generation_of, pack_state, state_of, tag_of, trial_fields, trial_value};
 use super::{CircuitBreaker, State};
@@ -34,7 +34,7 @@ impl CircuitBreaker {
         };
         if matches!(verdict, Verdict::Success | Verdict::FirstRetrySuccess)
             && admission.state == State::Closed
-            && !admission.slot
+            && !admission.holds.slot()
             && admission.started_at == 0
             && !self.windows.in_use()
         {
@@ -47,11 +47,10 @@ impl CircuitBreaker {
             let Admission {
                 generation,
                 state,
-                trial,
-                slot: holds_slot,
+                holds,
                 started_at,
             } = admission;
-            self.record_outcome_slow(generation, state, trial, holds_slot, started_at, verdict);
+            self.record_outcome_slow(generation, state, holds, started_at, verdict);
         }
     }
 
@@ -60,21 +59,19 @@ impl CircuitBreaker {
         &self,
         generation: u64,
         state: State,
-        trial: bool,
-        holds_slot: bool,
+        holds: Holds,
         started_at: u64,
         verdict: Verdict,
     ) {
         // First: whatever the verdict does next (a transition, a hook), the
         // slot is back, so no path out of here can leak it.
-        if holds_slot {
+        if holds.slot() {
             self.release_slot();
         }
         let admission = &Admission {
             generation,
             state,
-            trial,
-            slot: holds_slot,
+            holds,
             started_at,
         };
         let timed = admission.started_at != 0
@@ -108,7 +105,7 @@ impl CircuitBreaker {
             (_, Verdict::Failure) => self.on_failure(admission, slow),
             (State::Closed, Verdict::Success) => self.on_closed_success(admission, slow),
             (State::HalfOpen, Verdict::Success) => self.on_trial_success(admission),
-            (State::HalfOpen, Verdict::Ignored | Verdict::Released) if admission.trial => {
+            (State::HalfOpen, Verdict::Ignored | Verdict::Released) if admission.holds.trial() => {
                 self.release_trial(admission.generation);
             }
             _ => {}
@@ -298,7 +295,7 @@ impl CircuitBreaker {
         let succeeded = |successes: u32| (successes + 1).min(0xFFFF);
         let counted = tagged::update(&self.trials, tag_of(admission.generation), |value| {
             let (successes, in_flight) = trial_fields(value);
-            let in_flight = if admission.trial {
+            let in_flight = if admission.holds.trial() {
                 in_flight.saturating_sub(1)
             } else {
                 in_flight
@@ -361,8 +358,7 @@ impl CircuitBreaker {
         let admission = Admission {
             generation: generation_of(word),
             state: state_of(word),
-            trial: false,
-            slot: false,
+            holds: Holds::NOTHING,
             started_at: 0,
         };
         self.record_outcome(admission, verdict);
