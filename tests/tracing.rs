@@ -228,3 +228,23 @@ fn a_reconfiguration_is_information_naming_what_changed() {
         Some("failure_threshold,half_open_max_calls")
     );
 }
+
+#[test]
+fn a_rejection_at_the_call_limit_says_so() {
+    let breaker = CircuitBreaker::new(
+        "tracing.limit",
+        Config::builder().max_concurrent_calls(1).build().unwrap(),
+    );
+    let running = breaker.try_acquire().unwrap();
+    let lines = logged(Level::DEBUG, || {
+        assert!(breaker.try_acquire().unwrap_err().is_concurrency_limit());
+    });
+    drop(running);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        lines[0].field("message"),
+        Some("call rejected: at its limit of concurrent calls")
+    );
+    assert_eq!(lines[0].field("state"), Some("closed"));
+    assert_eq!(lines[0].field("retry_after"), None);
+}

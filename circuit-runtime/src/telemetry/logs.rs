@@ -41,7 +41,11 @@ pub(super) fn record(event: &Event) {
             // Recorded only when known: an open breaker's time left.
             let retry_after = rejection.retry_after().map(format_millis_up);
             let retry_after = retry_after.as_deref();
-            debug!(target: "circuit_runtime", breaker, state, retry_after, "call rejected");
+            if rejection.is_concurrency_limit() {
+                debug!(target: "circuit_runtime", breaker, state, "call rejected: at its limit of concurrent calls");
+            } else {
+                debug!(target: "circuit_runtime", breaker, state, retry_after, "call rejected");
+            }
         }
         Event::Fallback(fallback) => {
             let reason = fallback.reason.as_str();
