@@ -74,6 +74,16 @@ pub(crate) trait Backend {
         &mut self,
         names: &[String],
     ) -> impl Future<Output = Result<Vec<ClusterState>, BackendError>>;
+
+    /// Claims the right to run `name`'s trials for `lease`, as replica
+    /// `origin`: granted if no other replica holds it (a lease `origin`
+    /// already holds is renewed).
+    fn claim_trial(
+        &mut self,
+        name: &str,
+        origin: &str,
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool, BackendError>>;
 }
 
 /// The wire name of a state.

@@ -16,7 +16,10 @@
 //!   generation (a fencing token, in a Lua script): two replicas tripping
 //!   together make one transition, and a replica with a stale view cannot
 //!   undo a newer one. A trip, and an operator's `force_open`, `disable`
-//!   or `reset`, reach every replica; half-open trials stay local.
+//!   or `reset`, reach every replica.
+//! - When an open period ends, one replica at a time runs the trials (a
+//!   lease in Redis, `SET`-once with an expiry): a recovered dependency is
+//!   probed by one replica, not all of them.
 //! - Open periods are measured on Redis's clock (`TIME`), so the replicas'
 //!   clock skew cannot shorten or stretch them.
 //! - Redis down or slow: calls go on as before; after `max_staleness`
@@ -45,7 +48,7 @@ use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use circuit_runtime::{registry, Registry};
+use circuit_runtime::{registry, Registry, State};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::redis_backend::RedisBackend;
@@ -57,6 +60,10 @@ pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a replica trusts a Redis it cannot reach before it decides
 /// alone, by default.
 pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(2);
+
+/// How long a replica may run a breaker's trials before another may, by
+/// default: the time a replica that died mid-trial holds up recovery.
+pub const DEFAULT_TRIAL_LEASE: Duration = Duration::from_secs(10);
 
 /// How long Redis keeps the state of a breaker no replica writes, by
 /// default.
@@ -89,6 +96,7 @@ pub struct SharedBreakersBuilder {
     sync_interval: Duration,
     max_staleness: Duration,
     key_ttl: Duration,
+    trial_lease: Duration,
     replica: Option<String>,
 }
 
@@ -166,6 +174,22 @@ impl SharedBreakersBuilder {
         self
     }
 
+    /// How long the replica that won a breaker's trial may run it before
+    /// another may claim it ([`DEFAULT_TRIAL_LEASE`] unless set): one
+    /// replica at a time probes a recovered dependency, and a replica that
+    /// dies mid-trial holds the others up this long at most.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = circuit_redis::SharedBreakers::builder("redis://127.0.0.1")
+    ///     .trial_lease(Duration::from_secs(5));
+    /// # let _ = builder;
+    /// ```
+    pub fn trial_lease(mut self, lease: Duration) -> Self {
+        self.trial_lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
     /// This replica's name in Redis, which tells its own transitions from
     /// the others': unique per process unless set (host name and process
     /// id, and a random part).
@@ -209,10 +233,16 @@ impl SharedBreakersBuilder {
         // is dropped. Whether the replica is degraded is judged here, when
         // the transition happens: one made while degraded is never
         // published, however late the sync thread gets to it.
+        let hook_registry = self.registry;
         self.registry.on_transition(move |transition| {
             if !hook_status.degraded.load(Ordering::Relaxed)
                 && shared.iter().any(|name| name == transition.name)
             {
+                // Every replica's trials wait for the cluster's lease from
+                // the moment it opens; the sync thread claims it.
+                if let Some(breaker) = hook_registry.get(transition.name) {
+                    breaker.hold_trials(transition.to == State::Open);
+                }
                 let _ = changes.send((
                     transition.name.to_owned(),
                     LocalChange {
@@ -228,6 +258,7 @@ impl SharedBreakersBuilder {
             .build()?;
         let (registry, names, interval) = (self.registry, self.names, self.sync_interval);
         let (max_staleness, key_ttl) = (self.max_staleness, self.key_ttl);
+        let trial_lease = self.trial_lease;
         let thread_status = Arc::clone(&status);
         let thread = std::thread::Builder::new()
             .name("circuit-redis-sync".into())
@@ -253,6 +284,8 @@ impl SharedBreakersBuilder {
                         max_staleness,
                         thread_status,
                     );
+                    syncer.trial_lease = trial_lease;
+                    syncer.claim_ahead = interval;
                     let mut beat = tokio::time::interval(interval);
                     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
@@ -345,6 +378,7 @@ impl SharedBreakers {
             sync_interval: DEFAULT_SYNC_INTERVAL,
             max_staleness: DEFAULT_MAX_STALENESS,
             key_ttl: DEFAULT_KEY_TTL,
+            trial_lease: DEFAULT_TRIAL_LEASE,
             replica: None,
         }
     }

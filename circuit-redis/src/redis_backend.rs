@@ -31,7 +31,8 @@ local function view(key, now)
 end
 ";
 
-/// `KEYS[1]`: the name's key. `ARGV`: the generation the replica knows,
+/// `KEYS[1]`: the name's key, `KEYS[2]` its trial lease. `ARGV`: the
+/// generation the replica knows,
 /// the state, the open time in milliseconds, the replica, the key's time
 /// to live in milliseconds. Returns `{1, generation}` when written, or
 /// `{0, view...}` with what the key holds when its generation had moved.
@@ -48,7 +49,20 @@ if open_ms > 0 then open_until = now + open_ms end
 redis.call('HSET', KEYS[1], 'gen', gen + 1, 'state', ARGV[2], 'open_until', open_until,
   'origin', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if ARGV[2] == 'closed' then
+  -- Recovered: the next open period's trial is anyone's.
+  redis.call('DEL', KEYS[2])
+end
 return {1, gen + 1}
+";
+
+/// `KEYS[1]`: the name's trial lease. `ARGV`: the replica, the lease in
+/// milliseconds. Grants (1) when the lease is free or the replica's own.
+const CLAIM: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 ";
 
 /// `KEYS[1]`: the name's key. Returns its view.
@@ -60,6 +74,7 @@ pub(crate) struct RedisBackend {
     connection: ConnectionManager,
     publish: Script,
     pull: Script,
+    claim: Script,
     key_ttl: Duration,
 }
 
@@ -69,6 +84,7 @@ impl RedisBackend {
             connection,
             publish: Script::new(&format!("{VIEW}{PUBLISH}")),
             pull: Script::new(&format!("{VIEW}{PULL}")),
+            claim: Script::new(CLAIM),
             key_ttl,
         }
     }
@@ -78,6 +94,11 @@ impl RedisBackend {
 /// it stays in one Redis Cluster slot.
 pub(crate) fn key_of(name: &str) -> String {
     format!("{{cb:{name}}}")
+}
+
+/// The key of a name's trial lease, in the same slot as its state.
+pub(crate) fn lease_key_of(name: &str) -> String {
+    format!("{{cb:{name}}}:trial")
 }
 
 fn view_of((generation, state, left_ms, origin): (u64, String, u64, String)) -> ClusterState {
@@ -102,6 +123,7 @@ impl Backend for RedisBackend {
         let reply: redis::Value = self
             .publish
             .key(key_of(name))
+            .key(lease_key_of(name))
             .arg(expected)
             .arg(state_name(change.state))
             .arg(open_ms)
@@ -131,6 +153,24 @@ impl Backend for RedisBackend {
             redis::from_redis_value(redis::Value::Array(reply[1..].to_vec()))
                 .map_err(|error| error.to_string())?;
         Ok(Published::Lost(view_of(view)))
+    }
+
+    async fn claim_trial(
+        &mut self,
+        name: &str,
+        origin: &str,
+        lease: Duration,
+    ) -> Result<bool, BackendError> {
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        let granted: u64 = self
+            .claim
+            .key(lease_key_of(name))
+            .arg(origin)
+            .arg(lease_ms)
+            .invoke_async(&mut self.connection)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(granted == 1)
     }
 
     async fn pull(&mut self, names: &[String]) -> Result<Vec<ClusterState>, BackendError> {

@@ -36,6 +36,10 @@ pub(crate) struct Syncer<B> {
     pub(crate) names: Vec<String>,
     pub(crate) max_staleness: Duration,
     pub(crate) status: Arc<Status>,
+    /// How long a claimed trial lease lasts.
+    pub(crate) trial_lease: Duration,
+    /// How early, before its open time ends, a replica claims the trial.
+    pub(crate) claim_ahead: Duration,
     /// The last generation of each name this replica saw in the store.
     known: HashMap<String, u64>,
     /// The latest unpublished local transition of each name.
@@ -59,6 +63,8 @@ impl<B: Backend> Syncer<B> {
             names,
             max_staleness,
             status,
+            trial_lease: Duration::from_secs(10),
+            claim_ahead: Duration::ZERO,
             known: HashMap::new(),
             pending: BTreeMap::new(),
             last_good: Instant::now(),
@@ -87,7 +93,10 @@ impl<B: Backend> Syncer<B> {
     /// elsewhere.
     pub(crate) async fn round(&mut self) {
         let outcome = match self.publish_pending().await {
-            Ok(()) => self.pull().await,
+            Ok(()) => match self.pull().await {
+                Ok(()) => self.claim_trials().await,
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         match outcome {
@@ -103,9 +112,15 @@ impl<B: Backend> Syncer<B> {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(error);
                 if self.last_good.elapsed() >= self.max_staleness {
-                    // Local decisions only, until the store answers again.
+                    // Local decisions only, until the store answers again:
+                    // no trial waits for a lease nobody can grant.
                     self.status.degraded.store(true, Ordering::Relaxed);
                     self.pending.clear();
+                    for name in &self.names {
+                        if let Some(breaker) = self.registry.get(name) {
+                            breaker.hold_trials(false);
+                        }
+                    }
                 }
             }
         }
@@ -169,6 +184,31 @@ impl<B: Backend> Syncer<B> {
         Ok(())
     }
 
+    /// For each breaker whose trials are held and whose open time is
+    /// (nearly) over: claims the cluster's trial lease, and lets its own
+    /// trials run if it gets it. The others stay open until the holder
+    /// publishes how its trial went (or its lease runs out).
+    async fn claim_trials(&mut self) -> Result<(), BackendError> {
+        for name in &self.names {
+            let Some(breaker) = self.registry.get(name) else {
+                continue;
+            };
+            let due = breaker
+                .retry_after()
+                .is_none_or(|left| left <= self.claim_ahead);
+            if breaker.trials_held() && breaker.state() == State::Open && due {
+                let granted = self
+                    .backend
+                    .claim_trial(name, &self.replica, self.trial_lease)
+                    .await?;
+                if granted {
+                    breaker.hold_trials(false);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Takes the store's view of `name` if it is newer than what this
     /// replica knew, and applies another replica's transition.
     fn adopt(&mut self, name: &str, cluster: &ClusterState) {
@@ -221,6 +261,7 @@ mod tests {
     #[derive(Default)]
     struct FakeStore {
         states: HashMap<String, ClusterState>,
+        leases: HashMap<String, String>,
         down: bool,
         publications: usize,
     }
@@ -251,6 +292,22 @@ mod tests {
                 origin: origin.to_owned(),
             };
             Ok(Published::Won(expected + 1))
+        }
+
+        async fn claim_trial(
+            &mut self,
+            name: &str,
+            origin: &str,
+            _lease: Duration,
+        ) -> Result<bool, BackendError> {
+            if self.down {
+                return Err("connection refused".into());
+            }
+            let holder = self
+                .leases
+                .entry(name.to_owned())
+                .or_insert_with(|| origin.to_owned());
+            Ok(holder == origin)
         }
 
         async fn pull(&mut self, names: &[String]) -> Result<Vec<ClusterState>, BackendError> {
@@ -399,6 +456,39 @@ mod tests {
         assert!(!a.status.degraded.load(Ordering::Relaxed), "rejoined");
         drop(a);
         assert_eq!(store.publications, 0, "no burst on return");
+    }
+
+    #[test]
+    fn one_replica_gets_the_trial_and_the_other_stays_open() {
+        let mut store = FakeStore::default();
+        store.leases.insert("db".into(), "a".into());
+        let mut b = replica(&mut store, "b", Duration::from_secs(1));
+        let breaker = b.registry.get("db").unwrap();
+        breaker.apply_remote(State::Open, Some(Duration::ZERO));
+        breaker.hold_trials(true);
+        block_on(b.round());
+        assert!(breaker.trials_held(), "a holds the lease");
+        assert!(breaker.try_acquire().is_err());
+        b.backend.leases.clear();
+        block_on(b.round());
+        assert!(!breaker.trials_held(), "the lease was free");
+        assert_eq!(
+            breaker.try_acquire().unwrap().admitted_in(),
+            State::HalfOpen
+        );
+    }
+
+    #[test]
+    fn a_degraded_replica_holds_no_trial() {
+        let mut store = FakeStore {
+            down: true,
+            ..FakeStore::default()
+        };
+        let mut a = replica(&mut store, "a", Duration::ZERO);
+        let breaker = a.registry.get("db").unwrap();
+        breaker.hold_trials(true);
+        block_on(a.round());
+        assert!(!breaker.trials_held());
     }
 
     #[test]

@@ -131,3 +131,55 @@ fn a_redis_that_dies_degrades_the_replicas_and_they_rejoin_when_it_returns() {
     });
     drop(redis);
 }
+
+#[test]
+fn one_replica_at_a_time_runs_the_trial_of_a_shared_breaker() {
+    let redis = RedisServer::start();
+    let quick = || {
+        Config::builder()
+            .failure_threshold(1)
+            .recovery_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    };
+    let a = Replica::new(&redis.url(), "a", "shared.search", quick());
+    let b = Replica::new(&redis.url(), "b", "shared.search", quick());
+    eventually("both replicas reach Redis", || {
+        a.shared.good_rounds() > 0 && b.shared.good_rounds() > 0
+    });
+    let (breaker_a, breaker_b) = (a.breaker("shared.search"), b.breaker("shared.search"));
+    breaker_a.record_failure();
+    eventually("B opens", || breaker_b.retry_after().is_some());
+
+    // Both ask for a trial until one gets it; it then holds it, unjudged.
+    let mut trial = None;
+    eventually("one replica gets the trial", || {
+        if let Ok(permit) = breaker_a.try_acquire() {
+            trial = Some(("a", permit));
+        } else if let Ok(permit) = breaker_b.try_acquire() {
+            trial = Some(("b", permit));
+        }
+        trial.is_some()
+    });
+    let (winner, permit) = trial.unwrap();
+    let loser = if winner == "a" {
+        &breaker_b
+    } else {
+        &breaker_a
+    };
+    let rounds = (a.shared.good_rounds(), b.shared.good_rounds());
+    eventually("several rounds pass", || {
+        a.shared.good_rounds() > rounds.0 + 5 && b.shared.good_rounds() > rounds.1 + 5
+    });
+    assert!(
+        loser.try_acquire().is_err(),
+        "{winner} holds the trial; the other waits"
+    );
+    assert_eq!(loser.state(), State::Open);
+
+    permit.record_success();
+    eventually("the other replica closes with the winner", || {
+        loser.state() == State::Closed
+    });
+    assert!(loser.try_acquire().is_ok());
+}

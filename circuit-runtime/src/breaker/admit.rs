@@ -170,10 +170,10 @@ impl CircuitBreaker {
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => match self.nanos_left_open() {
                     Some(retry_after) => return Err(self.reject(State::Open, Some(retry_after))),
-                    None if recovered => {
+                    None if recovered || self.trials_held() => {
                         // Reopened and elapsed again since this call moved
                         // it to half-open: leave the next move to the next
-                        // call.
+                        // call. Or another replica holds the trial.
                         return Err(self.reject(State::Open, Some(0)));
                     }
                     None => {

@@ -118,6 +118,9 @@ pub struct CircuitBreaker {
     /// Set once the registry stops handing the breaker out: what a keyed
     /// name's table checks before it hands out a breaker it keeps.
     retired: std::sync::atomic::AtomicBool,
+    /// Whether a shared-state backend holds this breaker's trials, see
+    /// [`hold_trials`](Self::hold_trials). Read only on the open path.
+    trials_held: std::sync::atomic::AtomicBool,
     hooks: HookList,
     /// The registry's hooks, for breakers the registry created.
     shared_hooks: Option<Arc<HookList>>,
@@ -200,6 +203,7 @@ impl CircuitBreaker {
             }),
             sites: std::sync::Mutex::default(),
             retired: std::sync::atomic::AtomicBool::new(false),
+            trials_held: std::sync::atomic::AtomicBool::new(false),
             observed: std::sync::atomic::AtomicBool::new(
                 shared_hooks
                     .as_deref()
@@ -297,9 +301,51 @@ impl CircuitBreaker {
     /// ```
     pub fn state(&self) -> State {
         match self.recorded_state() {
-            State::Open if self.nanos_left_open().is_none() => State::HalfOpen,
+            State::Open if self.nanos_left_open().is_none() && !self.trials_held() => {
+                State::HalfOpen
+            }
             state => state,
         }
+    }
+
+    /// Holds or releases the trials of this breaker, for the backends that
+    /// share breaker state between processes (such as `circuit-redis`):
+    /// while held, an open breaker whose open time is over stays open and
+    /// rejects calls (with a `retry_after` of zero) instead of letting a
+    /// trial through, so that one replica probes a recovered dependency,
+    /// not all of them. A breaker's trials are not held unless a backend
+    /// holds them.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use circuit_runtime::{CircuitBreaker, Config, ManualClock, State};
+    ///
+    /// let clock = ManualClock::new();
+    /// let config = Config::builder().failure_threshold(1).clock(clock.clone()).build()?;
+    /// let breaker = CircuitBreaker::new("db", config);
+    /// breaker.record_failure();
+    /// breaker.hold_trials(true);
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(breaker.try_acquire().is_err(), "another replica probes");
+    /// assert_eq!(breaker.state(), State::Open);
+    /// breaker.hold_trials(false);
+    /// assert_eq!(breaker.try_acquire()?.admitted_in(), State::HalfOpen);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn hold_trials(&self, held: bool) {
+        self.trials_held
+            .store(held, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a backend holds this breaker's trials: see
+    /// [`hold_trials`](Self::hold_trials).
+    ///
+    /// ```
+    /// let breaker = circuit_runtime::CircuitBreaker::new("db", Default::default());
+    /// assert!(!breaker.trials_held());
+    /// ```
+    pub fn trials_held(&self) -> bool {
+        self.trials_held.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// How long until the next trial: the time left of an open period,
