@@ -311,10 +311,16 @@ impl SharedBreakersBuilder {
     }
 }
 
+/// How long one exchange with Redis may take before it counts as failed:
+/// long enough for a slow Redis (a few hundred milliseconds away) to
+/// answer, short enough that a dead one is noticed well within the
+/// default `max_staleness`.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Bounds one round in time: a Redis that does not answer delays the
 /// sync thread, never a call, and never for long.
 async fn bounded(round: impl std::future::Future<Output = ()>, interval: Duration) {
-    let limit = (interval * 10).max(Duration::from_millis(500));
+    let limit = (interval * 10).max(REDIS_TIMEOUT * 3);
     let _ = tokio::time::timeout(limit, round).await;
 }
 
@@ -325,7 +331,7 @@ fn connect(
     client: redis::Client,
     interval: Duration,
 ) -> Result<redis::aio::ConnectionManager, String> {
-    let timeout = (interval * 5).max(Duration::from_millis(250));
+    let timeout = (interval * 5).max(REDIS_TIMEOUT);
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))

@@ -183,3 +183,32 @@ fn one_replica_at_a_time_runs_the_trial_of_a_shared_breaker() {
     });
     assert!(loser.try_acquire().is_ok());
 }
+
+#[test]
+fn a_slow_redis_slows_the_sync_and_no_call() {
+    let redis = RedisServer::start();
+    let proxy = common::SlowProxy::start(redis.port, Duration::from_millis(200));
+    let slow = Replica::new(&proxy.url(), "slow", "shared.slow", config(1));
+    let fast = Replica::new(&redis.url(), "fast", "shared.slow", config(1));
+    eventually("both replicas reach Redis", || {
+        slow.shared.good_rounds() > 0 && fast.shared.good_rounds() > 0
+    });
+
+    // A round through the proxy takes at least 200 ms; ten thousand calls
+    // end inside one, so none of them waited on it.
+    let breaker = slow.breaker("shared.slow");
+    let rounds = slow.shared.good_rounds();
+    for _ in 0..10_000 {
+        breaker.call(|| Ok::<_, ()>(())).expect("closed");
+    }
+    assert!(
+        slow.shared.good_rounds() <= rounds + 1,
+        "ten thousand calls outlasted the sync's rounds"
+    );
+
+    // The slow replica's trip still reaches the other, late.
+    breaker.record_failure();
+    eventually("the trip crosses the slow link", || {
+        fast.breaker("shared.slow").state() == State::Open
+    });
+}

@@ -130,3 +130,51 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A TCP proxy on a free loopback port in front of `port` that holds
+/// every chunk for `delay` before passing it on, both ways: a slow Redis.
+pub struct SlowProxy {
+    pub port: u16,
+}
+
+impl SlowProxy {
+    pub fn start(port: u16, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let proxy_port = listener.local_addr().expect("bound").port();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                    continue;
+                };
+                relay(&client, &server, delay);
+                relay(&server, &client, delay);
+            }
+        });
+        Self { port: proxy_port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Copies `from` to `to` on a thread of its own, each chunk late.
+fn relay(from: &TcpStream, to: &TcpStream, delay: Duration) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut buffer = [0_u8; 16 * 1024];
+        loop {
+            let read = match std::io::Read::read(&mut from, &mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            std::thread::sleep(delay);
+            if to.write_all(&buffer[..read]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
