@@ -104,3 +104,17 @@ fn health_serializes_as_the_endpoint_body() {
     assert_eq!(circuit["metrics"]["trial_successes"], json!(0));
     assert_eq!(circuit["config"]["failure_threshold"], json!(1));
 }
+
+#[test]
+fn a_breaker_deciding_alone_is_listed_and_the_program_stays_healthy() {
+    let registry = circuit_runtime::Registry::new();
+    registry.get_or_create("shared", circuit_runtime::Config::default());
+    registry
+        .get_or_create("alone", circuit_runtime::Config::default())
+        .set_degraded(true, Some("Redis: connection refused"));
+    let health = registry.health();
+    assert!(health.healthy);
+    assert_eq!(health.degraded_circuits, ["alone"]);
+    let alone = health.circuits.iter().find(|c| c.name == "alone").unwrap();
+    assert!(alone.degraded);
+}

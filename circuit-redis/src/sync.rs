@@ -102,29 +102,42 @@ impl<B: Backend> Syncer<B> {
         match outcome {
             Ok(()) => {
                 self.last_good = Instant::now();
-                self.status.degraded.store(false, Ordering::Relaxed);
+                if self.status.degraded.swap(false, Ordering::Relaxed) {
+                    self.mark_degraded(false, None);
+                }
                 self.status.good_rounds.fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => {
+                if self.last_good.elapsed() >= self.max_staleness
+                    && !self.status.degraded.swap(true, Ordering::Relaxed)
+                {
+                    // Local decisions only, until the store answers again:
+                    // no trial waits for a lease nobody can grant.
+                    self.pending.clear();
+                    self.mark_degraded(true, Some(&error));
+                }
                 *self
                     .status
                     .last_error
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(error);
-                if self.last_good.elapsed() >= self.max_staleness {
-                    // Local decisions only, until the store answers again:
-                    // no trial waits for a lease nobody can grant.
-                    self.status.degraded.store(true, Ordering::Relaxed);
-                    self.pending.clear();
-                    for name in &self.names {
-                        if let Some(breaker) = self.registry.get(name) {
-                            breaker.hold_trials(false);
-                        }
-                    }
-                }
             }
         }
         self.status.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tells every shared breaker whether it decides alone, and releases
+    /// the trials of those that do.
+    fn mark_degraded(&self, degraded: bool, reason: Option<&str>) {
+        let reason = reason.map(|reason| format!("Redis: {reason}"));
+        for name in &self.names {
+            if let Some(breaker) = self.registry.get(name) {
+                if degraded {
+                    breaker.hold_trials(false);
+                }
+                breaker.set_degraded(degraded, reason.as_deref());
+            }
+        }
     }
 
     async fn publish_pending(&mut self) -> Result<(), BackendError> {
@@ -448,12 +461,17 @@ mod tests {
         a.note_local("db", trip());
         block_on(a.round());
         assert!(a.status.degraded.load(Ordering::Relaxed));
+        assert!(
+            a.registry.get("db").unwrap().is_degraded(),
+            "the breaker says so"
+        );
         assert!(a.pending.is_empty(), "nothing stale waits for the store");
         a.note_local("db", trip());
         assert!(a.pending.is_empty(), "nor is queued while degraded");
         a.backend.down = false;
         block_on(a.round());
         assert!(!a.status.degraded.load(Ordering::Relaxed), "rejoined");
+        assert!(!a.registry.get("db").unwrap().is_degraded());
         drop(a);
         assert_eq!(store.publications, 0, "no burst on return");
     }

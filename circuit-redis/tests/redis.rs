@@ -109,12 +109,16 @@ fn a_redis_that_dies_degrades_the_replicas_and_they_rejoin_when_it_returns() {
     }
     eventually("A reports itself degraded", || a.shared.is_degraded());
     assert!(a.shared.last_error().is_some());
+    let health = a.registry.health();
+    assert_eq!(health.degraded_circuits, ["shared.queue"], "in health");
+    assert!(health.healthy, "deciding alone is not being down");
     // Decided alone while degraded, and not replayed later.
     a.breaker("shared.queue").record_failure();
     assert_eq!(a.breaker("shared.queue").state(), State::Open);
 
     let redis = RedisServer::start_on(port);
     eventually("A rejoins", || !a.shared.is_degraded());
+    assert!(!a.breaker("shared.queue").is_degraded());
     eventually("B rejoins", || !b.shared.is_degraded());
     let rounds = b.shared.good_rounds();
     eventually("B reads again", || b.shared.good_rounds() > rounds + 2);

@@ -61,6 +61,10 @@ pub enum Event {
     /// A keyed name reached its bound on keys: keys beyond it share the
     /// overflow breaker this event comes from. Reported once per name.
     KeyOverflow(KeyOverflow),
+    /// The breaker started or stopped deciding alone because the store it
+    /// shares its state through could not be reached: see
+    /// [`CircuitBreaker::set_degraded`](crate::CircuitBreaker::set_degraded).
+    Degraded(DegradedChange),
 }
 
 impl Event {
@@ -81,6 +85,7 @@ impl Event {
             Event::Reconfiguration(reconfiguration) => reconfiguration.name,
             Event::Retry(retry) => retry.name,
             Event::KeyOverflow(overflow) => overflow.name,
+            Event::Degraded(change) => change.name,
         }
     }
 
@@ -102,6 +107,7 @@ impl Event {
             Event::Reconfiguration(_) => "reconfiguration",
             Event::Retry(_) => "retry",
             Event::KeyOverflow(_) => "key_overflow",
+            Event::Degraded(_) => "degraded",
         }
     }
 }
@@ -157,8 +163,42 @@ impl std::fmt::Display for Event {
                 "circuit breaker '{name}' takes the keys beyond the first {}, from key '{}' on",
                 overflow.max_keys, overflow.key
             ),
+            Event::Degraded(change) => {
+                if change.degraded {
+                    write!(f, "circuit breaker '{name}' decides alone: its shared state cannot be reached")?;
+                } else {
+                    write!(f, "circuit breaker '{name}' shares its state again")?;
+                }
+                match &change.reason {
+                    Some(reason) => write!(f, " ({reason})"),
+                    None => Ok(()),
+                }
+            }
         }
     }
+}
+
+/// A breaker started or stopped deciding alone: what [`Event::Degraded`]
+/// carries.
+///
+/// ```
+/// use circuit_runtime::{CircuitBreaker, Event};
+/// let breaker = CircuitBreaker::new("db", Default::default());
+/// breaker.on_event(|event: &Event| assert_eq!(
+///     event.to_string(),
+///     "circuit breaker 'db' decides alone: its shared state cannot be reached (timed out)",
+/// ));
+/// breaker.set_degraded(true, Some("timed out"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DegradedChange {
+    /// The breaker's name.
+    pub name: &'static str,
+    /// Whether it now decides alone.
+    pub degraded: bool,
+    /// Why, as the backend says it.
+    pub reason: Option<String>,
 }
 
 /// A keyed name reached its bound: what [`Event::KeyOverflow`] carries.

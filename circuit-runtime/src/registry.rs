@@ -132,6 +132,9 @@ pub struct Snapshot {
     pub config: Config,
     /// How long until its next trial, while it is open.
     pub retry_after: Option<std::time::Duration>,
+    /// Whether it decides alone because its shared state cannot be
+    /// reached (see [`CircuitBreaker::set_degraded`]).
+    pub degraded: bool,
 }
 
 /// Whether the program's dependencies are reachable, as its breakers see
@@ -155,6 +158,10 @@ pub struct Health {
     pub healthy: bool,
     /// The names of the breakers that are, sorted.
     pub open_circuits: Vec<String>,
+    /// The names of the breakers that decide alone because their shared
+    /// state cannot be reached, sorted. They do not make the program
+    /// unhealthy: each still protects its dependency.
+    pub degraded_circuits: Vec<String>,
     /// Every breaker, sorted by name.
     pub circuits: Vec<Snapshot>,
 }
@@ -708,6 +715,7 @@ impl Registry {
                 metrics: breaker.metrics(),
                 config: breaker.config(),
                 retry_after: breaker.retry_after(),
+                degraded: breaker.is_degraded(),
             })
             .collect()
     }
@@ -727,9 +735,15 @@ impl Registry {
             .filter(|snapshot| matches!(snapshot.state, State::Open | State::ForcedOpen))
             .map(|snapshot| snapshot.name.clone())
             .collect();
+        let degraded_circuits = circuits
+            .iter()
+            .filter(|snapshot| snapshot.degraded)
+            .map(|snapshot| snapshot.name.clone())
+            .collect();
         Health {
             healthy: open_circuits.is_empty(),
             open_circuits,
+            degraded_circuits,
             circuits,
         }
     }

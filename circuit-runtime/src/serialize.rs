@@ -111,7 +111,7 @@ impl Serialize for RetryCalls {
 
 impl Serialize for Snapshot {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("Snapshot", 5)?;
+        let mut out = serializer.serialize_struct("Snapshot", 6)?;
         out.serialize_field("name", &self.name)?;
         out.serialize_field("state", &self.state)?;
         out.serialize_field(
@@ -122,15 +122,17 @@ impl Serialize for Snapshot {
         )?;
         out.serialize_field("metrics", &self.metrics)?;
         out.serialize_field("config", &self.config)?;
+        out.serialize_field("degraded", &self.degraded)?;
         out.end()
     }
 }
 
 impl Serialize for Health {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("Health", 3)?;
+        let mut out = serializer.serialize_struct("Health", 4)?;
         out.serialize_field("healthy", &self.healthy)?;
         out.serialize_field("open_circuits", &self.open_circuits)?;
+        out.serialize_field("degraded_circuits", &self.degraded_circuits)?;
         out.serialize_field("circuits", &self.circuits)?;
         out.end()
     }

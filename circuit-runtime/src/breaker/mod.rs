@@ -121,6 +121,9 @@ pub struct CircuitBreaker {
     /// Whether a shared-state backend holds this breaker's trials, see
     /// [`hold_trials`](Self::hold_trials). Read only on the open path.
     trials_held: std::sync::atomic::AtomicBool,
+    /// Whether a shared-state backend lost its store and this breaker
+    /// decides alone, see [`set_degraded`](Self::set_degraded).
+    degraded: std::sync::atomic::AtomicBool,
     hooks: HookList,
     /// The registry's hooks, for breakers the registry created.
     shared_hooks: Option<Arc<HookList>>,
@@ -204,6 +207,7 @@ impl CircuitBreaker {
             sites: std::sync::Mutex::default(),
             retired: std::sync::atomic::AtomicBool::new(false),
             trials_held: std::sync::atomic::AtomicBool::new(false),
+            degraded: std::sync::atomic::AtomicBool::new(false),
             observed: std::sync::atomic::AtomicBool::new(
                 shared_hooks
                     .as_deref()
@@ -335,6 +339,52 @@ impl CircuitBreaker {
     pub fn hold_trials(&self, held: bool) {
         self.trials_held
             .store(held, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Marks the breaker as deciding alone (`true`) because the backend
+    /// that shares its state with other replicas (such as
+    /// `circuit-redis`) cannot reach its store, or as sharing again
+    /// (`false`), saying why. A change is reported as an
+    /// [`Event::Degraded`](crate::Event::Degraded), shows in
+    /// [snapshots](crate::Snapshot::degraded) and in
+    /// [health](crate::Health::degraded_circuits), and is logged (feature
+    /// `tracing`). The breaker works the same either way.
+    ///
+    /// ```
+    /// use circuit_runtime::{CircuitBreaker, Event};
+    ///
+    /// let breaker = CircuitBreaker::new("db", Default::default());
+    /// breaker.on_event(|event: &Event| {
+    ///     if let Event::Degraded(change) = event {
+    ///         assert!(change.degraded);
+    ///         assert_eq!(change.reason.as_deref(), Some("Redis: connection refused"));
+    ///     }
+    /// });
+    /// breaker.set_degraded(true, Some("Redis: connection refused"));
+    /// assert!(breaker.is_degraded());
+    /// ```
+    pub fn set_degraded(&self, degraded: bool, reason: Option<&str>) {
+        let was = self
+            .degraded
+            .swap(degraded, std::sync::atomic::Ordering::AcqRel);
+        if was != degraded {
+            self.emit(&crate::Event::Degraded(crate::events::DegradedChange {
+                name: self.static_name(),
+                degraded,
+                reason: reason.map(str::to_owned),
+            }));
+        }
+    }
+
+    /// Whether the breaker decides alone because its shared state cannot
+    /// be reached: see [`set_degraded`](Self::set_degraded).
+    ///
+    /// ```
+    /// let breaker = circuit_runtime::CircuitBreaker::new("db", Default::default());
+    /// assert!(!breaker.is_degraded());
+    /// ```
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether a backend holds this breaker's trials: see

@@ -65,6 +65,14 @@ pub(super) fn record(event: &Event) {
             let changed = change.changed.join(",");
             info!(target: "circuit_runtime", breaker, changed, "circuit breaker reconfigured");
         }
+        Event::Degraded(change) => {
+            let reason = change.reason.as_deref();
+            if change.degraded {
+                warn!(target: "circuit_runtime", breaker, reason, "circuit breaker decides alone: its shared state cannot be reached");
+            } else {
+                info!(target: "circuit_runtime", breaker, "circuit breaker shares its state again");
+            }
+        }
         Event::KeyOverflow(overflow) => {
             let (key, max_keys) = (overflow.key.as_str(), overflow.max_keys);
             warn!(target: "circuit_runtime", breaker, key, max_keys, "keyed breaker reached its bound on keys");
