@@ -18,8 +18,8 @@
 //!   undo a newer one. A trip, and an operator's `force_open`, `disable`
 //!   or `reset`, reach every replica.
 //! - When an open period ends, one replica at a time runs the trials (a
-//!   lease in Redis, `SET`-once with an expiry): a recovered dependency is
-//!   probed by one replica, not all of them.
+//!   lease in Redis, set once with an expiry and renewed while the trials
+//!   run): a recovered dependency is probed by one replica, not all.
 //! - Open periods are measured on Redis's clock (`TIME`), so the replicas'
 //!   clock skew cannot shorten or stretch them.
 //! - Redis down or slow: calls go on as before; after `max_staleness`
@@ -83,7 +83,7 @@ pub enum Error {
     },
     /// The sync thread or its runtime could not start.
     #[error("could not start the Redis sync thread: {0}")]
-    Thread(#[from] std::io::Error),
+    Thread(std::io::Error),
 }
 
 /// Starts sharing breakers through Redis: see [`SharedBreakers::builder`].
@@ -225,89 +225,136 @@ impl SharedBreakersBuilder {
         })?;
         let replica = self.replica.unwrap_or_else(replica_id);
         let status = Arc::new(Status::default());
-        let (changes, mut received) = mpsc::unbounded_channel();
+        let (changes, received) = mpsc::unbounded_channel();
         let shared: Vec<String> = self.names.clone();
         let hook_status = Arc::clone(&status);
-        // Runs after every transition of every breaker of the registry,
-        // outside every lock; a send to a sync that has stopped fails, and
-        // is dropped. Whether the replica is degraded is judged here, when
-        // the transition happens: one made while degraded is never
-        // published, however late the sync thread gets to it.
         let hook_registry = self.registry;
+        // Runs after every transition of every breaker of the registry,
+        // outside every lock, on the thread that made it; inert once the
+        // sync stops. A shared breaker's trials are held from its first
+        // opening on (later openings hold them inside the transition).
         self.registry.on_transition(move |transition| {
-            if !hook_status.degraded.load(Ordering::Relaxed)
-                && shared.iter().any(|name| name == transition.name)
+            if !hook_status.running.load(Ordering::Acquire)
+                || !shared.iter().any(|name| name == transition.name)
             {
-                // Every replica's trials wait for the cluster's lease from
-                // the moment it opens; the sync thread claims it.
-                if let Some(breaker) = hook_registry.get(transition.name) {
-                    breaker.hold_trials(transition.to == State::Open);
-                }
-                let _ = changes.send((
-                    transition.name.to_owned(),
-                    LocalChange {
-                        state: transition.to,
-                        cause: transition.cause,
-                    },
-                ));
+                return;
             }
+            if !hook_status.degraded.load(Ordering::Relaxed) {
+                if let Some(breaker) = hook_registry.get(transition.name) {
+                    if !breaker.hold_trials_on_open(true) && transition.to == State::Open {
+                        breaker.hold_trials(true);
+                    }
+                    // The sync may have stopped meanwhile: nothing would
+                    // ever release the hold.
+                    if !hook_status.running.load(Ordering::Acquire) {
+                        breaker.hold_trials_on_open(false);
+                    }
+                }
+            }
+            let change = LocalChange {
+                state: transition.to,
+                cause: transition.cause,
+            };
+            // Judged when the transition happens, not when the sync thread
+            // gets to it: a decision made alone is never published later.
+            if hook_status.degraded.load(Ordering::Relaxed) && !change.is_command() {
+                return;
+            }
+            let _ = changes.send((transition.name.to_owned(), change));
         });
-        let (stop, mut stopped) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
-        let (registry, names, interval) = (self.registry, self.names, self.sync_interval);
-        let (max_staleness, key_ttl) = (self.max_staleness, self.key_ttl);
-        let trial_lease = self.trial_lease;
-        let thread_status = Arc::clone(&status);
+            .build()
+            .map_err(Error::Thread)?;
+        // The connection manager is made lazily, but within a runtime.
+        let entered = runtime.enter();
+        let connection =
+            connect(client, self.sync_interval).map_err(|reason| Error::InvalidUrl {
+                url: self.url.clone(),
+                reason,
+            })?;
+        drop(entered);
+        let mut syncer = Syncer::new(
+            RedisBackend::new(connection, self.key_ttl),
+            self.registry,
+            replica,
+            self.names.clone(),
+            self.max_staleness,
+            Arc::clone(&status),
+        );
+        syncer.trial_lease = self.trial_lease;
+        syncer.claim_ahead = self.sync_interval;
+        let interval = self.sync_interval;
+        // The hook acts from here; if the thread fails to start, dropping
+        // the guard with the closure makes it inert again.
+        status.running.store(true, Ordering::Release);
+        let released = Released {
+            status: Arc::clone(&status),
+            registry: self.registry,
+            names: self.names.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("circuit-redis-sync".into())
             .spawn(move || {
-                runtime.block_on(async move {
-                    let connection = match connect(client, interval) {
-                        Ok(connection) => connection,
-                        Err(error) => {
-                            *thread_status
-                                .last_error
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner) = Some(error);
-                            thread_status.degraded.store(true, Ordering::Relaxed);
-                            return;
-                        }
-                    };
-                    let backend = RedisBackend::new(connection, key_ttl);
-                    let mut syncer = Syncer::new(
-                        backend,
-                        registry,
-                        replica,
-                        names,
-                        max_staleness,
-                        thread_status,
-                    );
-                    syncer.trial_lease = trial_lease;
-                    syncer.claim_ahead = interval;
-                    let mut beat = tokio::time::interval(interval);
-                    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tokio::select! {
-                            _ = &mut stopped => break,
-                            Some((name, change)) = received.recv() => {
-                                syncer.note_local(&name, change);
-                                while let Ok((name, change)) = received.try_recv() {
-                                    syncer.note_local(&name, change);
-                                }
-                                bounded(syncer.round(), interval).await;
-                            }
-                            _ = beat.tick() => bounded(syncer.round(), interval).await,
-                        }
-                    }
-                });
-            })?;
+                // However the thread ends, the breakers go on alone.
+                let _released = released;
+                runtime.block_on(run(syncer, received, stopped, interval));
+            })
+            .map_err(Error::Thread)?;
         Ok(SharedBreakers {
             status,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+}
+
+/// The sync thread's loop: a round on every local transition (published
+/// at once) and on every beat, until told to stop, which it hears during a
+/// round too.
+async fn run(
+    mut syncer: Syncer<RedisBackend>,
+    mut received: mpsc::UnboundedReceiver<(String, LocalChange)>,
+    mut stopped: oneshot::Receiver<()>,
+    interval: Duration,
+) {
+    let mut beat = tokio::time::interval(interval);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            Some((name, change)) = received.recv() => {
+                syncer.note_local(&name, change);
+                while let Ok((name, change)) = received.try_recv() {
+                    syncer.note_local(&name, change);
+                }
+            }
+            _ = beat.tick() => {}
+        }
+        tokio::select! {
+            _ = &mut stopped => return,
+            () = bounded(syncer.round(), interval) => {}
+        }
+    }
+}
+
+/// Marks the sync stopped and lets every shared breaker decide alone:
+/// dropped when the sync thread ends, however it ends.
+struct Released {
+    status: Arc<Status>,
+    registry: &'static Registry,
+    names: Vec<String>,
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        self.status.running.store(false, Ordering::Release);
+        for name in &self.names {
+            if let Some(breaker) = self.registry.get(name) {
+                breaker.hold_trials_on_open(false);
+            }
+        }
     }
 }
 
@@ -350,7 +397,8 @@ fn replica_id() -> String {
 }
 
 /// Breakers shared through Redis, while this handle lives: dropping it
-/// stops the sync (the breakers go on, each on its own).
+/// stops the sync, and the breakers go on, each on its own (none waits
+/// for a trial lease any more).
 ///
 /// ```no_run
 /// let shared = circuit_redis::SharedBreakers::builder("redis://127.0.0.1:6379")
@@ -401,7 +449,8 @@ impl SharedBreakers {
         self.status.good_rounds.load(Ordering::Relaxed)
     }
 
-    /// The last error Redis gave, if any.
+    /// The error of the last round with Redis, while rounds fail; `None`
+    /// once one succeeds.
     pub fn last_error(&self) -> Option<String> {
         self.status
             .last_error

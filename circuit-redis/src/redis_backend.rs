@@ -2,10 +2,11 @@
 //! compare-and-set script on its generation, read with the time left of
 //! its open period measured on Redis's own clock.
 //!
-//! Each name's key carries a hash tag, `{cb:<name>}`, so every script
-//! touches keys of one slot and runs on a Redis Cluster too; every write
-//! renews the key's time to live, so the state of a breaker no replica
-//! runs any more is forgotten.
+//! Each name's keys carry one hash tag, `{cb:<name>}`, so every script
+//! touches keys of one Cluster slot; every write renews the state's time
+//! to live, so the state of a breaker no replica runs any more is
+//! forgotten. The scripts read `TIME` before they write, which Redis
+//! allows from version 5 on.
 
 use std::time::Duration;
 
@@ -149,9 +150,9 @@ impl Backend for RedisBackend {
                 .unwrap_or(0);
             return Ok(Published::Won(generation));
         }
-        let view: (u64, String, u64, String) =
-            redis::from_redis_value(redis::Value::Array(reply[1..].to_vec()))
-                .map_err(|error| error.to_string())?;
+        let rest = reply.get(1..).unwrap_or_default().to_vec();
+        let view: (u64, String, u64, String) = redis::from_redis_value(redis::Value::Array(rest))
+            .map_err(|error| error.to_string())?;
         Ok(Published::Lost(view_of(view)))
     }
 
@@ -183,24 +184,19 @@ impl Backend for RedisBackend {
                 .arg(1)
                 .arg(key_of(name));
         }
-        let views: Result<Vec<(u64, String, u64, String)>, _> =
+        let no_script = redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
+        let mut views: Result<Vec<(u64, String, u64, String)>, _> =
             pipe.query_async(&mut self.connection).await;
-        let views = match views {
-            Ok(views) => views,
-            Err(error)
-                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-            {
-                // A restarted Redis forgot the script: load it, and read
-                // again next round.
-                self.pull
-                    .prepare_invoke()
-                    .load_async(&mut self.connection)
-                    .await
-                    .map_err(|error| error.to_string())?;
-                return Err("the pull script was not loaded; loaded it".into());
-            }
-            Err(error) => return Err(error.to_string()),
-        };
+        if matches!(&views, Err(error) if error.kind() == no_script) {
+            // A new or restarted Redis does not know the script yet: load
+            // it, and read again.
+            self.pull
+                .load_async(&mut self.connection)
+                .await
+                .map_err(|error| error.to_string())?;
+            views = pipe.query_async(&mut self.connection).await;
+        }
+        let views = views.map_err(|error| error.to_string())?;
         Ok(views.into_iter().map(view_of).collect())
     }
 }

@@ -7,18 +7,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use circuit_runtime::{Registry, State, TransitionCause};
+use circuit_runtime::{CircuitBreaker, Registry, State, TransitionCause};
 
 use crate::backend::{Backend, BackendError, Change, ClusterState, Published};
 
-/// What the handle reads of a running sync.
+/// What the handle and the registry's hook read of a running sync.
 #[derive(Debug, Default)]
 pub(crate) struct Status {
     pub(crate) degraded: AtomicBool,
+    /// Cleared when the sync stops (its handle dropped, its thread ended):
+    /// the hook then queues nothing and holds no trial.
+    pub(crate) running: AtomicBool,
     /// Completed rounds, good or bad.
     pub(crate) rounds: AtomicU64,
     /// Rounds that reached the store.
     pub(crate) good_rounds: AtomicU64,
+    /// The error of the last round, while rounds fail.
     pub(crate) last_error: Mutex<Option<String>>,
 }
 
@@ -27,6 +31,27 @@ pub(crate) struct Status {
 pub(crate) struct LocalChange {
     pub(crate) state: State,
     pub(crate) cause: TransitionCause,
+}
+
+impl LocalChange {
+    /// An operator's command, which applies to every replica even when it
+    /// was made while the store could not be reached.
+    pub(crate) fn is_command(self) -> bool {
+        matches!(
+            self.cause,
+            TransitionCause::Reset | TransitionCause::ForcedOpen | TransitionCause::Disabled
+        )
+    }
+}
+
+/// The most transitions of one name kept unpublished.
+const MAX_QUEUED: usize = 8;
+
+/// What this replica last saw of a name in the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Known {
+    generation: u64,
+    state: Option<State>,
 }
 
 pub(crate) struct Syncer<B> {
@@ -40,10 +65,13 @@ pub(crate) struct Syncer<B> {
     pub(crate) trial_lease: Duration,
     /// How early, before its open time ends, a replica claims the trial.
     pub(crate) claim_ahead: Duration,
-    /// The last generation of each name this replica saw in the store.
-    known: HashMap<String, u64>,
-    /// The latest unpublished local transition of each name.
-    pending: BTreeMap<String, LocalChange>,
+    known: HashMap<String, Known>,
+    /// The unpublished local transitions of each name, oldest first (a
+    /// few: each is checked against the breaker when published, and one
+    /// the breaker has moved past is dropped).
+    pending: BTreeMap<String, Vec<LocalChange>>,
+    /// The names whose trial lease this replica holds.
+    leased: HashMap<String, bool>,
     last_good: Instant,
 }
 
@@ -67,22 +95,30 @@ impl<B: Backend> Syncer<B> {
             claim_ahead: Duration::ZERO,
             known: HashMap::new(),
             pending: BTreeMap::new(),
+            leased: HashMap::new(),
             last_good: Instant::now(),
         }
     }
 
     /// A local transition of `name`, from the registry's hook. Half-open
-    /// periods stay local: each replica probes on its own. While degraded
-    /// nothing is queued, so a store that comes back does not receive a
-    /// burst of transitions that are stale by then.
+    /// periods are not published (the lease decides who probes). While
+    /// degraded only an operator's command is queued, so a store that
+    /// comes back receives no burst of decisions that are stale by then.
     pub(crate) fn note_local(&mut self, name: &str, change: LocalChange) {
         if change.cause == TransitionCause::Remote || change.state == State::HalfOpen {
             return;
         }
-        if !self.names.iter().any(|shared| shared == name) || self.is_degraded() {
+        if !self.names.iter().any(|shared| shared == name) {
             return;
         }
-        self.pending.insert(name.to_owned(), change);
+        if self.is_degraded() && !change.is_command() {
+            return;
+        }
+        let queued = self.pending.entry(name.to_owned()).or_default();
+        if queued.len() == MAX_QUEUED {
+            queued.remove(0);
+        }
+        queued.push(change);
     }
 
     fn is_degraded(&self) -> bool {
@@ -90,8 +126,9 @@ impl<B: Backend> Syncer<B> {
     }
 
     /// One round: publish what changed here, then read what changed
-    /// elsewhere.
+    /// elsewhere, then claim the trials that are due.
     pub(crate) async fn round(&mut self) {
+        self.mark_breakers();
         let outcome = match self.publish_pending().await {
             Ok(()) => match self.pull().await {
                 Ok(()) => self.claim_trials().await,
@@ -102,9 +139,12 @@ impl<B: Backend> Syncer<B> {
         match outcome {
             Ok(()) => {
                 self.last_good = Instant::now();
-                if self.status.degraded.swap(false, Ordering::Relaxed) {
-                    self.mark_degraded(false, None);
-                }
+                self.rejoin();
+                *self
+                    .status
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
                 self.status.good_rounds.fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => {
@@ -113,7 +153,11 @@ impl<B: Backend> Syncer<B> {
                 {
                     // Local decisions only, until the store answers again:
                     // no trial waits for a lease nobody can grant.
-                    self.pending.clear();
+                    for changes in self.pending.values_mut() {
+                        changes.retain(|change| change.is_command());
+                    }
+                    self.pending.retain(|_, changes| !changes.is_empty());
+                    self.leased.clear();
                     self.mark_degraded(true, Some(&error));
                 }
                 *self
@@ -126,14 +170,34 @@ impl<B: Backend> Syncer<B> {
         self.status.rounds.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Tells every shared breaker whether it decides alone, and releases
-    /// the trials of those that do.
+    /// Makes every shared breaker that exists hold its trials when it
+    /// opens (breakers are made by their first call, at any time), unless
+    /// the replica decides alone.
+    fn mark_breakers(&self) {
+        let hold = !self.is_degraded();
+        for name in &self.names {
+            if let Some(breaker) = self.registry.get(name) {
+                breaker.hold_trials_on_open(hold);
+            }
+        }
+    }
+
+    /// Clears the degraded state once the store answered.
+    fn rejoin(&self) {
+        if self.status.degraded.swap(false, Ordering::Relaxed) {
+            self.mark_degraded(false, None);
+            self.mark_breakers();
+        }
+    }
+
+    /// Tells every shared breaker whether it decides alone; one that does
+    /// holds no trial.
     fn mark_degraded(&self, degraded: bool, reason: Option<&str>) {
         let reason = reason.map(|reason| format!("Redis: {reason}"));
         for name in &self.names {
             if let Some(breaker) = self.registry.get(name) {
                 if degraded {
-                    breaker.hold_trials(false);
+                    breaker.hold_trials_on_open(false);
                 }
                 breaker.set_degraded(degraded, reason.as_deref());
             }
@@ -141,11 +205,16 @@ impl<B: Backend> Syncer<B> {
     }
 
     async fn publish_pending(&mut self) -> Result<(), BackendError> {
-        while let Some((name, change)) = self.pending.pop_first() {
-            if let Err(error) = self.publish(&name, change).await {
-                // Kept for the next round, unless a newer one came.
-                self.pending.entry(name).or_insert(change);
-                return Err(error);
+        while let Some((name, mut changes)) = self.pending.pop_first() {
+            while !changes.is_empty() {
+                if let Err(error) = self.publish(&name, changes[0]).await {
+                    // Kept for the next round, before any newer ones.
+                    let newer = self.pending.remove(&name).unwrap_or_default();
+                    changes.extend(newer);
+                    self.pending.insert(name, changes);
+                    return Err(error);
+                }
+                changes.remove(0);
             }
         }
         Ok(())
@@ -155,6 +224,20 @@ impl<B: Backend> Syncer<B> {
         let Some(breaker) = self.registry.get(name) else {
             return Ok(());
         };
+        let known = self.known.get(name).copied().unwrap_or_default();
+        if !still_current(local, &breaker) {
+            // The breaker moved on since (a later transition, or another
+            // replica's, applied meanwhile): this one is history.
+            return Ok(());
+        }
+        if !local.is_command()
+            && local.state == State::Open
+            && matches!(known.state, Some(State::Open | State::ForcedOpen))
+        {
+            // Another replica's trip, adopted while this one was queued:
+            // the cluster is open already, one transition is enough.
+            return Ok(());
+        }
         let change = Change {
             state: local.state,
             open_for: match local.state {
@@ -162,7 +245,7 @@ impl<B: Backend> Syncer<B> {
                 _ => Duration::ZERO,
             },
         };
-        let mut expected = self.known.get(name).copied().unwrap_or(0);
+        let mut expected = known.generation;
         // At most twice: once at the generation this replica knew, and once
         // more at the store's if this change should win over what is there.
         for attempt in 0..2 {
@@ -172,7 +255,13 @@ impl<B: Backend> Syncer<B> {
                 .await?
             {
                 Published::Won(generation) => {
-                    self.known.insert(name.to_owned(), generation);
+                    self.known.insert(
+                        name.to_owned(),
+                        Known {
+                            generation,
+                            state: Some(local.state),
+                        },
+                    );
                     return Ok(());
                 }
                 Published::Lost(cluster) => {
@@ -191,32 +280,49 @@ impl<B: Backend> Syncer<B> {
     async fn pull(&mut self) -> Result<(), BackendError> {
         let names = self.names.clone();
         let states = self.backend.pull(&names).await?;
+        // The store answered: a shared open applied now is held like any.
+        self.rejoin();
         for (name, cluster) in names.iter().zip(&states) {
-            self.adopt(name, cluster);
+            if !self.pending.contains_key(name) {
+                self.adopt(name, cluster);
+            }
         }
         Ok(())
     }
 
     /// For each breaker whose trials are held and whose open time is
     /// (nearly) over: claims the cluster's trial lease, and lets its own
-    /// trials run if it gets it. The others stay open until the holder
-    /// publishes how its trial went (or its lease runs out).
+    /// trials run if it gets it; renews the lease of a trial still
+    /// running. The others stay open until the holder publishes how its
+    /// trial went (or its lease runs out).
     async fn claim_trials(&mut self) -> Result<(), BackendError> {
         for name in &self.names {
             let Some(breaker) = self.registry.get(name) else {
                 continue;
             };
+            let state = breaker.state();
             let due = breaker
                 .retry_after()
                 .is_none_or(|left| left <= self.claim_ahead);
-            if breaker.trials_held() && breaker.state() == State::Open && due {
-                let granted = self
-                    .backend
-                    .claim_trial(name, &self.replica, self.trial_lease)
-                    .await?;
-                if granted {
+            let claiming = breaker.trials_held() && state == State::Open && due;
+            let renewing = state == State::HalfOpen && self.leased.contains_key(name);
+            if !claiming && !renewing {
+                if state == State::Closed {
+                    self.leased.remove(name);
+                }
+                continue;
+            }
+            let granted = self
+                .backend
+                .claim_trial(name, &self.replica, self.trial_lease)
+                .await?;
+            if granted {
+                self.leased.insert(name.clone(), true);
+                if claiming {
                     breaker.hold_trials(false);
                 }
+            } else {
+                self.leased.remove(name);
             }
         }
         Ok(())
@@ -225,44 +331,64 @@ impl<B: Backend> Syncer<B> {
     /// Takes the store's view of `name` if it is newer than what this
     /// replica knew, and applies another replica's transition.
     fn adopt(&mut self, name: &str, cluster: &ClusterState) {
-        let known = self.known.entry(name.to_owned()).or_insert(0);
-        if cluster.generation < *known {
-            // The store forgot (restarted without persistence, or the key
-            // expired): a new history starts, and nothing is applied.
-            *known = cluster.generation;
-            return;
-        }
-        if cluster.generation == *known {
-            return;
-        }
-        *known = cluster.generation;
-        let (Some(state), false) = (cluster.state, cluster.origin == self.replica) else {
-            return;
-        };
+        // Not before the breaker exists: a breaker made by its first call,
+        // later, must still be given the shared state.
         let Some(breaker) = self.registry.get(name) else {
             return;
         };
-        // The same state again changes nothing, but for an open period,
-        // which takes the store's end.
-        if state != breaker.state() || state == State::Open {
-            let open_for = (state == State::Open).then_some(cluster.open_for);
-            breaker.apply_remote(state, open_for);
+        let known = self.known.entry(name.to_owned()).or_default();
+        if cluster.generation == known.generation {
+            return;
         }
+        // A lower generation: the store forgot (restarted without
+        // persistence, or the key expired) and a new history began, whose
+        // transitions are as new as any.
+        *known = Known {
+            generation: cluster.generation,
+            state: cluster.state,
+        };
+        let (Some(state), false) = (cluster.state, cluster.origin == self.replica) else {
+            return;
+        };
+        apply(&breaker, state, cluster.open_for);
+    }
+}
+
+/// Applies another replica's `state` to `breaker`. The same state again
+/// changes nothing, but for an open period, which takes the store's end.
+fn apply(breaker: &CircuitBreaker, state: State, open_for: Duration) {
+    if state != breaker.state() || state == State::Open {
+        let open_for = (state == State::Open).then_some(open_for);
+        breaker.apply_remote(state, open_for);
+    }
+}
+
+/// Whether `breaker` is still where `local` took it.
+fn still_current(local: LocalChange, breaker: &CircuitBreaker) -> bool {
+    match local.state {
+        // Open, with time left: an elapsed period is half-open already.
+        State::Open => breaker.retry_after().is_some(),
+        state => breaker.state() == state,
     }
 }
 
 /// Whether a local change that lost its compare-and-set should be
 /// published over what the store holds: an operator's command always; a
-/// trip unless the store already says open; a recovery never (a newer
-/// trip elsewhere wins over it).
+/// fresh trip unless the store already says open; a recovery, or a
+/// reopening after a trial, never (a newer transition elsewhere wins).
 fn insists(local: LocalChange, cluster: &ClusterState) -> bool {
-    match local.cause {
-        TransitionCause::Reset | TransitionCause::ForcedOpen | TransitionCause::Disabled => true,
-        _ => {
-            local.state == State::Open
-                && !matches!(cluster.state, Some(State::Open | State::ForcedOpen))
-        }
+    if local.is_command() {
+        return true;
     }
+    let fresh_trip = matches!(
+        local.cause,
+        TransitionCause::ConsecutiveFailures
+            | TransitionCause::FailureRate
+            | TransitionCause::SlowCallRate
+    );
+    fresh_trip
+        && local.state == State::Open
+        && !matches!(cluster.state, Some(State::Open | State::ForcedOpen))
 }
 
 #[cfg(test)]
@@ -513,9 +639,16 @@ mod tests {
     fn a_store_that_forgot_starts_a_new_history() {
         let mut store = FakeStore::default();
         let mut a = replica(&mut store, "a", Duration::from_secs(1));
-        a.known.insert("db".into(), 7);
+        a.known.insert(
+            "db".into(),
+            Known {
+                generation: 7,
+                state: Some(State::Closed),
+            },
+        );
         block_on(a.round());
-        assert_eq!(a.known["db"], 0);
+        assert_eq!(a.known["db"].generation, 0);
+        a.registry.get("db").unwrap().record_failure();
         a.note_local("db", trip());
         block_on(a.round());
         drop(a);
@@ -523,5 +656,109 @@ mod tests {
             store.states["db"].generation, 1,
             "published at the store's generation"
         );
+    }
+
+    fn shared_open(origin: &str) -> ClusterState {
+        ClusterState {
+            generation: 1,
+            state: Some(State::Open),
+            open_for: Duration::from_secs(30),
+            origin: origin.into(),
+        }
+    }
+
+    #[test]
+    fn a_trip_queued_while_another_replicas_trip_was_adopted_is_not_published_again() {
+        let mut store = FakeStore::default();
+        store.states.insert("db".into(), shared_open("b"));
+        let mut a = replica(&mut store, "a", Duration::from_secs(1));
+        a.registry.get("db").unwrap().record_failure();
+        block_on(a.pull()).unwrap();
+        a.note_local("db", trip());
+        block_on(a.round());
+        drop(a);
+        assert_eq!(store.states["db"].generation, 1, "one transition");
+    }
+
+    #[test]
+    fn a_trip_undone_by_a_shared_reset_before_it_was_published_is_not_published() {
+        let mut store = FakeStore::default();
+        store.states.insert(
+            "db".into(),
+            ClusterState {
+                state: Some(State::Closed),
+                ..shared_open("b")
+            },
+        );
+        let mut a = replica(&mut store, "a", Duration::from_secs(1));
+        let breaker = a.registry.get("db").unwrap();
+        breaker.record_failure();
+        block_on(a.pull()).unwrap();
+        assert_eq!(breaker.state(), State::Closed, "the reset applied");
+        a.note_local("db", trip());
+        block_on(a.round());
+        drop(a);
+        assert_eq!(store.states["db"].state, Some(State::Closed));
+        assert_eq!(store.publications, 0);
+    }
+
+    #[test]
+    fn the_first_transition_of_a_new_history_is_applied() {
+        let mut store = FakeStore::default();
+        store.states.insert("db".into(), shared_open("b"));
+        let mut a = replica(&mut store, "a", Duration::from_secs(1));
+        a.known.insert(
+            "db".into(),
+            Known {
+                generation: 7,
+                state: Some(State::Closed),
+            },
+        );
+        block_on(a.round());
+        assert_eq!(a.registry.get("db").unwrap().state(), State::Open);
+    }
+
+    #[test]
+    fn a_breaker_made_after_the_first_rounds_gets_the_shared_state() {
+        let mut store = FakeStore::default();
+        store.states.insert("late".into(), shared_open("b"));
+        let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
+        let mut a = Syncer::new(
+            &mut store,
+            registry,
+            "a".into(),
+            vec!["late".into()],
+            Duration::from_secs(1),
+            Arc::default(),
+        );
+        block_on(a.round());
+        let late = registry.get_or_create("late", Config::default());
+        block_on(a.round());
+        assert_eq!(late.state(), State::Open);
+        assert!(late.trials_held(), "held like any shared breaker");
+    }
+
+    #[test]
+    fn an_operators_command_made_while_degraded_is_published_on_return() {
+        let mut store = FakeStore {
+            down: true,
+            ..FakeStore::default()
+        };
+        let mut a = replica(&mut store, "a", Duration::ZERO);
+        block_on(a.round());
+        assert!(a.status.degraded.load(Ordering::Relaxed));
+        a.registry.get("db").unwrap().force_open();
+        a.note_local(
+            "db",
+            LocalChange {
+                state: State::ForcedOpen,
+                cause: TransitionCause::ForcedOpen,
+            },
+        );
+        a.note_local("db", trip());
+        a.backend.down = false;
+        block_on(a.round());
+        drop(a);
+        assert_eq!(store.states["db"].state, Some(State::ForcedOpen));
     }
 }

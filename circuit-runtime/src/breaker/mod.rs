@@ -121,6 +121,9 @@ pub struct CircuitBreaker {
     /// Whether a shared-state backend holds this breaker's trials, see
     /// [`hold_trials`](Self::hold_trials). Read only on the open path.
     trials_held: std::sync::atomic::AtomicBool,
+    /// Whether every transition into `Open` holds the trials, see
+    /// [`hold_trials_on_open`](Self::hold_trials_on_open).
+    hold_trials_on_open: std::sync::atomic::AtomicBool,
     /// Whether a shared-state backend lost its store and this breaker
     /// decides alone, see [`set_degraded`](Self::set_degraded).
     degraded: std::sync::atomic::AtomicBool,
@@ -207,6 +210,7 @@ impl CircuitBreaker {
             sites: std::sync::Mutex::default(),
             retired: std::sync::atomic::AtomicBool::new(false),
             trials_held: std::sync::atomic::AtomicBool::new(false),
+            hold_trials_on_open: std::sync::atomic::AtomicBool::new(false),
             degraded: std::sync::atomic::AtomicBool::new(false),
             observed: std::sync::atomic::AtomicBool::new(
                 shared_hooks
@@ -385,6 +389,41 @@ impl CircuitBreaker {
     /// ```
     pub fn is_degraded(&self) -> bool {
         self.degraded.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Makes every transition of this breaker into `Open` hold its trials
+    /// (`true`), or stops it and releases any hold (`false`); returns
+    /// whether it did before. The hold is taken inside the transition, so
+    /// no call between the opening and a backend's reaction can run a
+    /// trial the backend did not grant: what a backend that grants one
+    /// replica at a time its trials (such as `circuit-redis`) turns on for
+    /// each breaker it shares, and off when it stops.
+    ///
+    /// ```
+    /// use circuit_runtime::CircuitBreaker;
+    /// let breaker = CircuitBreaker::new("db", circuit_runtime::Config::builder().failure_threshold(1).build()?);
+    /// breaker.hold_trials_on_open(true);
+    /// breaker.record_failure();
+    /// assert!(breaker.trials_held());
+    /// breaker.hold_trials_on_open(false);
+    /// assert!(!breaker.trials_held(), "released");
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// ```
+    pub fn hold_trials_on_open(&self, on: bool) -> bool {
+        let was = self
+            .hold_trials_on_open
+            .swap(on, std::sync::atomic::Ordering::AcqRel);
+        if !on {
+            self.hold_trials(false);
+        }
+        was
+    }
+
+    /// Whether transitions into `Open` hold the trials: see
+    /// [`hold_trials_on_open`](Self::hold_trials_on_open).
+    pub(crate) fn holds_trials_on_open(&self) -> bool {
+        self.hold_trials_on_open
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether a backend holds this breaker's trials: see

@@ -63,6 +63,11 @@ impl CircuitBreaker {
                     now.saturating_add(saturating_nanos(open_for)),
                     Ordering::Release,
                 );
+                // Before the state word: whoever sees this period open sees
+                // its trials held.
+                if self.holds_trials_on_open() {
+                    self.hold_trials(true);
+                }
                 self.times_opened.fetch_add(1, Ordering::Relaxed);
             }
             State::Closed => {
@@ -78,6 +83,10 @@ impl CircuitBreaker {
                 self.times_half_opened.fetch_add(1, Ordering::Relaxed);
             }
             State::ForcedOpen | State::Disabled => {}
+        }
+        if to != State::Open && to != State::HalfOpen {
+            // No open period left to hold: the next one is held anew.
+            self.hold_trials(false);
         }
         self.entered_at.store(now, Ordering::Release);
         self.state
