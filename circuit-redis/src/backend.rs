@@ -43,6 +43,30 @@ pub(crate) struct Change {
     pub(crate) open_for: Duration,
 }
 
+/// One replica's outcomes of a closed period since its last report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CountReport {
+    /// Calls that ended in a success or a failure.
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+    /// Whether a call succeeded since the last report; the replica's own
+    /// failures in a row since then are `consecutive`.
+    pub(crate) succeeded: bool,
+    pub(crate) consecutive: u64,
+    /// The time window the rates are judged over, if the breaker has one.
+    pub(crate) window: Option<Duration>,
+}
+
+/// The whole cluster's counts of a name's closed period.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ClusterCounts {
+    /// Failures in a row, across replicas (stale by a sync interval).
+    pub(crate) consecutive: u64,
+    /// Calls and failures within the time window.
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+}
+
 /// How a publication ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Published {
@@ -74,6 +98,14 @@ pub(crate) trait Backend {
         &mut self,
         names: &[String],
     ) -> impl Future<Output = Result<Vec<ClusterState>, BackendError>>;
+
+    /// Adds this replica's outcomes since its last report to `name`'s
+    /// shared counts, and returns the cluster's.
+    fn share_counts(
+        &mut self,
+        name: &str,
+        report: &CountReport,
+    ) -> impl Future<Output = Result<ClusterCounts, BackendError>>;
 
     /// Claims the right to run `name`'s trials for `lease`, as replica
     /// `origin`: granted if no other replica holds it (a lease `origin`

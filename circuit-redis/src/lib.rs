@@ -20,6 +20,9 @@
 //! - When an open period ends, one replica at a time runs the trials (a
 //!   lease in Redis, set once with an expiry and renewed while the trials
 //!   run): a recovered dependency is probed by one replica, not all.
+//! - With [`share_counters`](SharedBreakersBuilder::share_counters), the
+//!   failures themselves are summed across replicas, and the cluster's
+//!   count trips every replica.
 //! - Open periods are measured on Redis's clock (`TIME`), so the replicas'
 //!   clock skew cannot shorten or stretch them.
 //! - Redis down or slow: calls go on as before; after `max_staleness`
@@ -93,6 +96,7 @@ pub struct SharedBreakersBuilder {
     url: String,
     registry: &'static Registry,
     names: Vec<String>,
+    counted: Vec<String>,
     sync_interval: Duration,
     max_staleness: Duration,
     key_ttl: Duration,
@@ -114,6 +118,29 @@ impl SharedBreakersBuilder {
             self.names.push(name);
         }
         self
+    }
+
+    /// Shares the breaker called `name` as [`share`](Self::share) does, and
+    /// its counts too: its failures in a row, and the calls and failures of
+    /// its time window (`window_duration`), are summed across replicas
+    /// every `sync_interval`, and a replica trips its breaker when the
+    /// cluster's reach the breaker's thresholds, so twenty replicas that
+    /// each see one failure of five trip together. A count window
+    /// (`window_size`) is judged by each replica alone. Counts are stale by
+    /// at most a `sync_interval`; the transition of a trip the cluster's
+    /// counts decided has the cause `Remote` on every replica, the one
+    /// that decided it included.
+    ///
+    /// ```
+    /// let builder = circuit_redis::SharedBreakers::builder("redis://127.0.0.1").share_counters("payments");
+    /// # let _ = builder;
+    /// ```
+    pub fn share_counters(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !self.counted.contains(&name) {
+            self.counted.push(name.clone());
+        }
+        self.share(name)
     }
 
     /// The registry whose breakers are shared: the global
@@ -284,6 +311,7 @@ impl SharedBreakersBuilder {
             Arc::clone(&status),
         );
         syncer.trial_lease = self.trial_lease;
+        syncer.counted.clone_from(&self.counted);
         syncer.claim_ahead = self.sync_interval;
         let interval = self.sync_interval;
         // The hook acts from here; if the thread fails to start, dropping
@@ -429,6 +457,7 @@ impl SharedBreakers {
             url: url.into(),
             registry: registry(),
             names: Vec::new(),
+            counted: Vec::new(),
             sync_interval: DEFAULT_SYNC_INTERVAL,
             max_staleness: DEFAULT_MAX_STALENESS,
             key_ttl: DEFAULT_KEY_TTL,

@@ -14,7 +14,8 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 
 use crate::backend::{
-    state_from_name, state_name, Backend, BackendError, Change, ClusterState, Published,
+    state_from_name, state_name, Backend, BackendError, Change, ClusterCounts, ClusterState,
+    CountReport, Published,
 };
 
 /// Reads the view of `KEYS[1]` at the time `now` (milliseconds on Redis's
@@ -32,7 +33,8 @@ local function view(key, now)
 end
 ";
 
-/// `KEYS[1]`: the name's key, `KEYS[2]` its trial lease. `ARGV`: the
+/// `KEYS[1]`: the name's key, `KEYS[2]` its trial lease, `KEYS[3]` its
+/// shared counts. `ARGV`: the
 /// generation the replica knows,
 /// the state, the open time in milliseconds, the replica, the key's time
 /// to live in milliseconds. Returns `{1, generation}` when written, or
@@ -51,10 +53,45 @@ redis.call('HSET', KEYS[1], 'gen', gen + 1, 'state', ARGV[2], 'open_until', open
   'origin', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 if ARGV[2] == 'closed' then
-  -- Recovered: the next open period's trial is anyone's.
-  redis.call('DEL', KEYS[2])
+  -- Recovered: the next open period's trial is anyone's, and the new
+  -- closed period counts from zero.
+  redis.call('DEL', KEYS[2], KEYS[3])
 end
 return {1, gen + 1}
+";
+
+/// `KEYS[1]`: the name's shared counts: failures in a row, and calls and
+/// failures per second of Redis's clock. `ARGV`: this replica's calls and
+/// failures since its last report, whether one succeeded (1) and its own
+/// failures in a row since, the window in seconds (0: none), the key's
+/// time to live in milliseconds. Returns failures in a row, and calls and
+/// failures within the window.
+const COUNTS: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local consecutive = tonumber(redis.call('HGET', KEYS[1], 'consecutive') or '0')
+if tonumber(ARGV[3]) == 1 then
+  consecutive = tonumber(ARGV[4])
+else
+  consecutive = consecutive + tonumber(ARGV[2])
+end
+redis.call('HSET', KEYS[1], 'consecutive', consecutive)
+if tonumber(ARGV[1]) > 0 then
+  redis.call('HINCRBY', KEYS[1], 'c:' .. now, ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'f:' .. now, ARGV[2])
+end
+local window = tonumber(ARGV[5])
+local calls, failures = 0, 0
+if window > 0 then
+  for second = now - window + 1, now do
+    calls = calls + tonumber(redis.call('HGET', KEYS[1], 'c:' .. second) or '0')
+    failures = failures + tonumber(redis.call('HGET', KEYS[1], 'f:' .. second) or '0')
+  end
+  for second = now - window - 10, now - window do
+    redis.call('HDEL', KEYS[1], 'c:' .. second, 'f:' .. second)
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return {consecutive, calls, failures}
 ";
 
 /// `KEYS[1]`: the name's trial lease. `ARGV`: the replica, the lease in
@@ -76,6 +113,7 @@ pub(crate) struct RedisBackend {
     publish: Script,
     pull: Script,
     claim: Script,
+    counts: Script,
     key_ttl: Duration,
 }
 
@@ -86,6 +124,7 @@ impl RedisBackend {
             publish: Script::new(&format!("{VIEW}{PUBLISH}")),
             pull: Script::new(&format!("{VIEW}{PULL}")),
             claim: Script::new(CLAIM),
+            counts: Script::new(COUNTS),
             key_ttl,
         }
     }
@@ -95,6 +134,11 @@ impl RedisBackend {
 /// it stays in one Redis Cluster slot.
 pub(crate) fn key_of(name: &str) -> String {
     format!("{{cb:{name}}}")
+}
+
+/// The key of a name's shared counts, in the same slot as its state.
+pub(crate) fn counts_key_of(name: &str) -> String {
+    format!("{{cb:{name}}}:counts")
 }
 
 /// The key of a name's trial lease, in the same slot as its state.
@@ -125,6 +169,7 @@ impl Backend for RedisBackend {
             .publish
             .key(key_of(name))
             .key(lease_key_of(name))
+            .key(counts_key_of(name))
             .arg(expected)
             .arg(state_name(change.state))
             .arg(open_ms)
@@ -154,6 +199,32 @@ impl Backend for RedisBackend {
         let view: (u64, String, u64, String) = redis::from_redis_value(redis::Value::Array(rest))
             .map_err(|error| error.to_string())?;
         Ok(Published::Lost(view_of(view)))
+    }
+
+    async fn share_counts(
+        &mut self,
+        name: &str,
+        report: &CountReport,
+    ) -> Result<ClusterCounts, BackendError> {
+        let ttl_ms = u64::try_from(self.key_ttl.as_millis()).unwrap_or(u64::MAX);
+        let window = report.window.map_or(0, |window| window.as_secs().max(1));
+        let (consecutive, calls, failures): (u64, u64, u64) = self
+            .counts
+            .key(counts_key_of(name))
+            .arg(report.calls)
+            .arg(report.failures)
+            .arg(u8::from(report.succeeded))
+            .arg(report.consecutive)
+            .arg(window)
+            .arg(ttl_ms)
+            .invoke_async(&mut self.connection)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(ClusterCounts {
+            consecutive,
+            calls,
+            failures,
+        })
     }
 
     async fn claim_trial(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use circuit_runtime::{CircuitBreaker, Registry, State, TransitionCause};
 
-use crate::backend::{Backend, BackendError, Change, ClusterState, Published};
+use crate::backend::{Backend, BackendError, Change, ClusterState, CountReport, Published};
 
 /// What the handle and the registry's hook read of a running sync.
 #[derive(Debug, Default)]
@@ -65,6 +65,10 @@ pub(crate) struct Syncer<B> {
     pub(crate) trial_lease: Duration,
     /// How early, before its open time ends, a replica claims the trial.
     pub(crate) claim_ahead: Duration,
+    /// The names whose counts are shared too, not only their transitions.
+    pub(crate) counted: Vec<String>,
+    /// Each counted name's successes and failures at its last report.
+    reported: HashMap<String, (u64, u64)>,
     known: HashMap<String, Known>,
     /// The unpublished local transitions of each name, oldest first (a
     /// few: each is checked against the breaker when published, and one
@@ -93,6 +97,8 @@ impl<B: Backend> Syncer<B> {
             status,
             trial_lease: Duration::from_secs(10),
             claim_ahead: Duration::ZERO,
+            counted: Vec::new(),
+            reported: HashMap::new(),
             known: HashMap::new(),
             pending: BTreeMap::new(),
             leased: HashMap::new(),
@@ -129,7 +135,11 @@ impl<B: Backend> Syncer<B> {
     /// elsewhere, then claim the trials that are due.
     pub(crate) async fn round(&mut self) {
         self.mark_breakers();
-        let outcome = match self.publish_pending().await {
+        let outcome = match self.share_counts().await {
+            Ok(()) => self.publish_pending().await,
+            Err(error) => Err(error),
+        };
+        let outcome = match outcome {
             Ok(()) => match self.pull().await {
                 Ok(()) => self.claim_trials().await,
                 Err(error) => Err(error),
@@ -202,6 +212,63 @@ impl<B: Backend> Syncer<B> {
                 breaker.set_degraded(degraded, reason.as_deref());
             }
         }
+    }
+
+    /// For each name whose counts are shared: adds this replica's
+    /// outcomes since its last report to the cluster's, and trips the
+    /// breaker when the cluster's failures in a row, or its failure rate
+    /// over the breaker's time window, reach the breaker's thresholds. The
+    /// trip is published like any.
+    async fn share_counts(&mut self) -> Result<(), BackendError> {
+        for name in self.counted.clone() {
+            let Some(breaker) = self.registry.get(&name) else {
+                continue;
+            };
+            let metrics = breaker.metrics();
+            let now = (metrics.successful_calls, metrics.failed_calls);
+            let before = *self.reported.entry(name.clone()).or_insert(now);
+            let (successes, failures) = (
+                now.0.saturating_sub(before.0),
+                now.1.saturating_sub(before.1),
+            );
+            if breaker.state() != State::Closed {
+                // Only a closed period's calls count; a new one starts from
+                // what the breaker has now.
+                self.reported.insert(name.clone(), now);
+                continue;
+            }
+            let config = breaker.config();
+            let report = CountReport {
+                calls: successes + failures,
+                failures,
+                succeeded: successes > 0,
+                consecutive: u64::from(metrics.consecutive_failures),
+                window: config.window_duration(),
+            };
+            let cluster = self.backend.share_counts(&name, &report).await?;
+            self.reported.insert(name.clone(), now);
+            let rate_reached = config.failure_rate_threshold().is_some_and(|threshold| {
+                report.window.is_some()
+                    && cluster.calls >= u64::from(config.minimum_calls())
+                    && cluster.calls > 0
+                    && ratio(cluster.failures, cluster.calls) >= threshold
+            });
+            let cause = if cluster.consecutive >= u64::from(config.failure_threshold()) {
+                TransitionCause::ConsecutiveFailures
+            } else if rate_reached {
+                TransitionCause::FailureRate
+            } else {
+                continue;
+            };
+            if breaker.state() == State::Closed {
+                breaker.apply_remote(State::Open, None);
+                self.pending.entry(name).or_default().push(LocalChange {
+                    state: State::Open,
+                    cause,
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn publish_pending(&mut self) -> Result<(), BackendError> {
@@ -354,6 +421,12 @@ impl<B: Backend> Syncer<B> {
     }
 }
 
+/// `part / whole`, as a rate.
+#[allow(clippy::cast_precision_loss)] // counts far below 2^52
+fn ratio(part: u64, whole: u64) -> f64 {
+    part as f64 / whole as f64
+}
+
 /// Applies another replica's `state` to `breaker`. The same state again
 /// changes nothing, but for an open period, which takes the store's end.
 fn apply(breaker: &CircuitBreaker, state: State, open_for: Duration) {
@@ -401,6 +474,7 @@ mod tests {
     struct FakeStore {
         states: HashMap<String, ClusterState>,
         leases: HashMap<String, String>,
+        counts: HashMap<String, crate::backend::ClusterCounts>,
         down: bool,
         publications: usize,
     }
@@ -431,6 +505,25 @@ mod tests {
                 origin: origin.to_owned(),
             };
             Ok(Published::Won(expected + 1))
+        }
+
+        async fn share_counts(
+            &mut self,
+            name: &str,
+            report: &CountReport,
+        ) -> Result<crate::backend::ClusterCounts, BackendError> {
+            if self.down {
+                return Err("connection refused".into());
+            }
+            let counts = self.counts.entry(name.to_owned()).or_default();
+            counts.consecutive = if report.succeeded {
+                report.consecutive
+            } else {
+                counts.consecutive + report.failures
+            };
+            counts.calls += report.calls;
+            counts.failures += report.failures;
+            Ok(*counts)
         }
 
         async fn claim_trial(
@@ -665,6 +758,82 @@ mod tests {
             open_for: Duration::from_secs(30),
             origin: origin.into(),
         }
+    }
+
+    fn counted<'s>(
+        store: &'s mut FakeStore,
+        id: &str,
+        config: Config,
+    ) -> Syncer<&'s mut FakeStore> {
+        let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
+        registry.get_or_create("db", config);
+        let mut syncer = Syncer::new(
+            store,
+            registry,
+            id.to_owned(),
+            vec!["db".to_owned()],
+            Duration::from_secs(1),
+            Arc::default(),
+        );
+        syncer.counted = vec!["db".to_owned()];
+        syncer
+    }
+
+    #[test]
+    fn failures_in_a_row_on_two_replicas_add_up_to_a_trip() {
+        let mut store = FakeStore::default();
+        let config = Config::builder().failure_threshold(4).build().unwrap();
+        let (a_registry, b_registry);
+        {
+            let mut a = counted(&mut store, "a", config.clone());
+            a_registry = a.registry;
+            block_on(a.round());
+            a_registry.get("db").unwrap().record_failure();
+            a_registry.get("db").unwrap().record_failure();
+            block_on(a.round());
+            assert_eq!(
+                a_registry.get("db").unwrap().state(),
+                State::Closed,
+                "2 of 4"
+            );
+        }
+        {
+            let mut b = counted(&mut store, "b", config.clone());
+            b_registry = b.registry;
+            block_on(b.round());
+            b_registry.get("db").unwrap().record_failure();
+            b_registry.get("db").unwrap().record_failure();
+            block_on(b.round());
+        }
+        assert_eq!(
+            b_registry.get("db").unwrap().state(),
+            State::Open,
+            "4 across both"
+        );
+        assert_eq!(store.states["db"].state, Some(State::Open), "published");
+        let _ = a_registry;
+    }
+
+    #[test]
+    fn a_success_on_a_replica_breaks_the_clusters_run_of_failures() {
+        let mut store = FakeStore::default();
+        let config = Config::builder().failure_threshold(3).build().unwrap();
+        let mut a = counted(&mut store, "a", config);
+        let breaker = a.registry.get("db").unwrap();
+        block_on(a.round());
+        breaker.record_failure();
+        breaker.record_failure();
+        block_on(a.round());
+        breaker.record_success();
+        breaker.record_failure();
+        block_on(a.round());
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "one failure since the success"
+        );
+        drop(a);
+        assert_eq!(store.counts["db"].consecutive, 1);
     }
 
     #[test]

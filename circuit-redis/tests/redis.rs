@@ -233,3 +233,68 @@ fn once_the_sync_stops_an_open_breaker_recovers_on_its_own() {
     assert!(!breaker.trials_held(), "no lease to wait for");
     eventually("its own trial runs", || breaker.try_acquire().is_ok());
 }
+
+#[test]
+fn failures_in_a_row_counted_across_replicas_trip_them_all() {
+    let redis = RedisServer::start();
+    let a = Replica::counting(&redis.url(), "a", "counted.db", config(4));
+    let b = Replica::counting(&redis.url(), "b", "counted.db", config(4));
+    eventually("both replicas reach Redis", || {
+        a.shared.good_rounds() > 0 && b.shared.good_rounds() > 0
+    });
+    for replica in [&a, &b] {
+        replica.breaker("counted.db").record_failure();
+        replica.breaker("counted.db").record_failure();
+    }
+    assert_eq!(
+        a.breaker("counted.db").state(),
+        State::Closed,
+        "two of four, alone"
+    );
+    eventually("both open on the cluster's four", || {
+        a.breaker("counted.db").state() == State::Open
+            && b.breaker("counted.db").state() == State::Open
+    });
+    assert_eq!(
+        redis.command("HGET {cb:counted.db} gen").as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn a_failure_rate_over_the_time_window_is_judged_on_every_replicas_calls() {
+    let redis = RedisServer::start();
+    let rated = || {
+        Config::builder()
+            .failure_threshold(100)
+            .failure_rate_threshold(0.5)
+            .window_duration(Duration::from_secs(10))
+            .minimum_calls(4)
+            .build()
+            .unwrap()
+    };
+    let a = Replica::counting(&redis.url(), "a", "counted.api", rated());
+    let b = Replica::counting(&redis.url(), "b", "counted.api", rated());
+    eventually("both replicas reach Redis", || {
+        a.shared.good_rounds() > 0 && b.shared.good_rounds() > 0
+    });
+    let (breaker_a, breaker_b) = (a.breaker("counted.api"), b.breaker("counted.api"));
+    breaker_a.record_success();
+    breaker_a.record_success();
+    breaker_a.record_failure();
+    breaker_b.record_failure();
+    breaker_b.record_failure();
+    assert_eq!(
+        breaker_a.state(),
+        State::Closed,
+        "1 of 3, below the minimum, alone"
+    );
+    assert_eq!(
+        breaker_b.state(),
+        State::Closed,
+        "2 of 2, below the minimum, alone"
+    );
+    eventually("3 failures of 5 calls across both open them", || {
+        breaker_a.state() == State::Open && breaker_b.state() == State::Open
+    });
+}

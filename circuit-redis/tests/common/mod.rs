@@ -103,11 +103,25 @@ pub const SYNC: Duration = Duration::from_millis(20);
 
 impl Replica {
     pub fn new(url: &str, id: &str, name: &str, config: Config) -> Self {
+        Self::sharing(url, id, name, config, false)
+    }
+
+    /// A replica that shares the counts of `name` too.
+    pub fn counting(url: &str, id: &str, name: &str, config: Config) -> Self {
+        Self::sharing(url, id, name, config, true)
+    }
+
+    fn sharing(url: &str, id: &str, name: &str, config: Config, counts: bool) -> Self {
         let registry: &'static Registry = Box::leak(Box::default());
         registry.get_or_create(name, config);
-        let shared = SharedBreakers::builder(url)
+        let builder = SharedBreakers::builder(url);
+        let builder = if counts {
+            builder.share_counters(name)
+        } else {
+            builder.share(name)
+        };
+        let shared = builder
             .registry(registry)
-            .share(name)
             .replica(id)
             .sync_interval(SYNC)
             .max_staleness(Duration::from_millis(200))
