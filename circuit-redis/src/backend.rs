@@ -41,6 +41,9 @@ pub(crate) struct Change {
     pub(crate) state: State,
     /// The open period's length, for an open state.
     pub(crate) open_for: Duration,
+    /// For a trip: how many replicas must have tripped (within an open
+    /// period of each other) before the store takes it; 1 for at once.
+    pub(crate) quorum: u32,
 }
 
 /// One replica's outcomes of a closed period since its last report.
@@ -75,6 +78,9 @@ pub(crate) enum Published {
     /// The store had moved past the generation the replica knew: nothing
     /// was written, and this is what the store holds.
     Lost(ClusterState),
+    /// The trip was counted toward its quorum, which it has not reached:
+    /// the store still holds what it held.
+    Counted,
 }
 
 /// The shared store's error, as the sync reports it.

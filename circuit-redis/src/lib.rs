@@ -97,6 +97,7 @@ pub struct SharedBreakersBuilder {
     registry: &'static Registry,
     names: Vec<String>,
     counted: Vec<String>,
+    quorum: u32,
     sync_interval: Duration,
     max_staleness: Duration,
     key_ttl: Duration,
@@ -141,6 +142,24 @@ impl SharedBreakersBuilder {
             self.counted.push(name.clone());
         }
         self.share(name)
+    }
+
+    /// How many replicas must trip a shared breaker on their own counts
+    /// (within one open period of each other) before every replica
+    /// honours the open: 1, the default, shares the first trip at once; a
+    /// quorum keeps one replica's bad luck (a sick host, a noisy
+    /// neighbour) its own. Operators' commands, and trips decided on
+    /// [shared counts](Self::share_counters), are shared at once.
+    ///
+    /// ```
+    /// let builder = circuit_redis::SharedBreakers::builder("redis://127.0.0.1")
+    ///     .share("payments")
+    ///     .quorum(3);
+    /// # let _ = builder;
+    /// ```
+    pub fn quorum(mut self, replicas: u32) -> Self {
+        self.quorum = replicas.max(1);
+        self
     }
 
     /// The registry whose breakers are shared: the global
@@ -312,6 +331,7 @@ impl SharedBreakersBuilder {
         );
         syncer.trial_lease = self.trial_lease;
         syncer.counted.clone_from(&self.counted);
+        syncer.quorum = self.quorum;
         syncer.claim_ahead = self.sync_interval;
         let interval = self.sync_interval;
         // The hook acts from here; if the thread fails to start, dropping
@@ -458,6 +478,7 @@ impl SharedBreakers {
             registry: registry(),
             names: Vec::new(),
             counted: Vec::new(),
+            quorum: 1,
             sync_interval: DEFAULT_SYNC_INTERVAL,
             max_staleness: DEFAULT_MAX_STALENESS,
             key_ttl: DEFAULT_KEY_TTL,

@@ -34,7 +34,8 @@ end
 ";
 
 /// `KEYS[1]`: the name's key, `KEYS[2]` its trial lease, `KEYS[3]` its
-/// shared counts. `ARGV`: the
+/// shared counts, `KEYS[4]` the replicas whose trips count toward a
+/// quorum. `ARGV`: the
 /// generation the replica knows,
 /// the state, the open time in milliseconds, the replica, the key's time
 /// to live in milliseconds. Returns `{1, generation}` when written, or
@@ -47,6 +48,13 @@ if gen ~= tonumber(ARGV[1]) then
   return {0, current[1], current[2], current[3], current[4]}
 end
 local open_ms = tonumber(ARGV[3])
+if ARGV[2] == 'open' and tonumber(ARGV[6]) > 1 then
+  -- A trip counts toward its quorum for as long as it keeps its replica
+  -- open; the store takes it once enough replicas tripped.
+  redis.call('SADD', KEYS[4], ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], math.max(open_ms, 1))
+  if redis.call('SCARD', KEYS[4]) < tonumber(ARGV[6]) then return {2, gen} end
+end
 local open_until = 0
 if open_ms > 0 then open_until = now + open_ms end
 redis.call('HSET', KEYS[1], 'gen', gen + 1, 'state', ARGV[2], 'open_until', open_until,
@@ -55,7 +63,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 if ARGV[2] == 'closed' then
   -- Recovered: the next open period's trial is anyone's, and the new
   -- closed period counts from zero.
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 end
 return {1, gen + 1}
 ";
@@ -170,11 +178,13 @@ impl Backend for RedisBackend {
             .key(key_of(name))
             .key(lease_key_of(name))
             .key(counts_key_of(name))
+            .key(format!("{{cb:{name}}}:tripped"))
             .arg(expected)
             .arg(state_name(change.state))
             .arg(open_ms)
             .arg(origin)
             .arg(ttl_ms)
+            .arg(change.quorum)
             .invoke_async(&mut self.connection)
             .await
             .map_err(|error| error.to_string())?;
@@ -186,6 +196,9 @@ impl Backend for RedisBackend {
             .transpose()
             .map_err(|error| error.to_string())?
             .unwrap_or(0);
+        if won == 2 {
+            return Ok(Published::Counted);
+        }
         if won == 1 {
             let generation = reply
                 .get(1)

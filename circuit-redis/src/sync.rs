@@ -67,6 +67,9 @@ pub(crate) struct Syncer<B> {
     pub(crate) claim_ahead: Duration,
     /// The names whose counts are shared too, not only their transitions.
     pub(crate) counted: Vec<String>,
+    /// How many replicas must trip a name on their own counts before the
+    /// trip is shared.
+    pub(crate) quorum: u32,
     /// Each counted name's successes and failures at its last report.
     reported: HashMap<String, (u64, u64)>,
     known: HashMap<String, Known>,
@@ -98,6 +101,7 @@ impl<B: Backend> Syncer<B> {
             trial_lease: Duration::from_secs(10),
             claim_ahead: Duration::ZERO,
             counted: Vec::new(),
+            quorum: 1,
             reported: HashMap::new(),
             known: HashMap::new(),
             pending: BTreeMap::new(),
@@ -305,11 +309,19 @@ impl<B: Backend> Syncer<B> {
             // the cluster is open already, one transition is enough.
             return Ok(());
         }
+        // A trip on this replica's own counts waits for its quorum; one
+        // the cluster's counts decided does not.
+        let own_counts = !self.counted.iter().any(|counted| counted == name);
         let change = Change {
             state: local.state,
             open_for: match local.state {
                 State::Open => breaker.retry_after().unwrap_or_default(),
                 _ => Duration::ZERO,
+            },
+            quorum: if own_counts && !local.is_command() {
+                self.quorum
+            } else {
+                1
             },
         };
         let mut expected = known.generation;
@@ -331,6 +343,7 @@ impl<B: Backend> Syncer<B> {
                     );
                     return Ok(());
                 }
+                Published::Counted => return Ok(()),
                 Published::Lost(cluster) => {
                     if attempt == 0 && insists(local, &cluster) {
                         expected = cluster.generation;
@@ -475,6 +488,7 @@ mod tests {
         states: HashMap<String, ClusterState>,
         leases: HashMap<String, String>,
         counts: HashMap<String, crate::backend::ClusterCounts>,
+        tripped: HashMap<String, Vec<String>>,
         down: bool,
         publications: usize,
     }
@@ -496,6 +510,15 @@ mod tests {
                 .or_insert_with(ClusterState::empty);
             if current.generation != expected {
                 return Ok(Published::Lost(current.clone()));
+            }
+            if change.state == State::Open && change.quorum > 1 {
+                let voters = self.tripped.entry(name.to_owned()).or_default();
+                if !voters.iter().any(|voter| voter == origin) {
+                    voters.push(origin.to_owned());
+                }
+                if voters.len() < change.quorum as usize {
+                    return Ok(Published::Counted);
+                }
             }
             self.publications += 1;
             *current = ClusterState {
@@ -834,6 +857,40 @@ mod tests {
         );
         drop(a);
         assert_eq!(store.counts["db"].consecutive, 1);
+    }
+
+    #[test]
+    fn with_a_quorum_of_two_one_replicas_trip_stays_its_own() {
+        let mut store = FakeStore::default();
+        let b_registry;
+        {
+            let mut a = replica(&mut store, "a", Duration::from_secs(1));
+            a.quorum = 2;
+            a.registry.get("db").unwrap().record_failure();
+            a.note_local("db", trip());
+            block_on(a.round());
+        }
+        assert!(
+            store
+                .states
+                .get("db")
+                .is_none_or(|state| state.generation == 0),
+            "not yet shared"
+        );
+        {
+            let mut b = replica(&mut store, "b", Duration::from_secs(1));
+            b.quorum = 2;
+            b_registry = b.registry;
+            b_registry.get("db").unwrap().record_failure();
+            b.note_local("db", trip());
+            block_on(b.round());
+        }
+        assert_eq!(
+            store.states["db"].state,
+            Some(State::Open),
+            "two replicas tripped"
+        );
+        assert_eq!(store.states["db"].generation, 1);
     }
 
     #[test]

@@ -298,3 +298,35 @@ fn a_failure_rate_over_the_time_window_is_judged_on_every_replicas_calls() {
         breaker_a.state() == State::Open && breaker_b.state() == State::Open
     });
 }
+
+#[test]
+fn with_a_quorum_one_replicas_trip_stays_its_own_until_another_trips() {
+    let redis = RedisServer::start();
+    let replica = |id: &str| {
+        Replica::built(&redis.url(), id, "quorum.db", config(1), |builder| {
+            builder.share("quorum.db").quorum(2)
+        })
+    };
+    let (a, b, c) = (replica("a"), replica("b"), replica("c"));
+    eventually("the replicas reach Redis", || {
+        [&a, &b, &c]
+            .iter()
+            .all(|replica| replica.shared.good_rounds() > 0)
+    });
+    a.breaker("quorum.db").record_failure();
+    let rounds = c.shared.good_rounds();
+    eventually("C reads several times", || {
+        c.shared.good_rounds() > rounds + 5
+    });
+    assert_eq!(
+        c.breaker("quorum.db").state(),
+        State::Closed,
+        "one trip is not a quorum"
+    );
+    assert_eq!(b.breaker("quorum.db").state(), State::Closed);
+
+    b.breaker("quorum.db").record_failure();
+    eventually("C opens on the second trip", || {
+        c.breaker("quorum.db").state() == State::Open
+    });
+}

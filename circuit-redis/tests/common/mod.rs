@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use circuit_redis::SharedBreakers;
+use circuit_redis::{SharedBreakers, SharedBreakersBuilder};
 use circuit_runtime::{Config, Registry};
 
 /// A `redis-server` child process; killed when dropped.
@@ -112,15 +112,26 @@ impl Replica {
     }
 
     fn sharing(url: &str, id: &str, name: &str, config: Config, counts: bool) -> Self {
+        Self::built(url, id, name, config, |builder| {
+            if counts {
+                builder.share_counters(name)
+            } else {
+                builder.share(name)
+            }
+        })
+    }
+
+    /// A replica whose sharing `configure` describes.
+    pub fn built(
+        url: &str,
+        id: &str,
+        name: &str,
+        config: Config,
+        configure: impl FnOnce(SharedBreakersBuilder) -> SharedBreakersBuilder,
+    ) -> Self {
         let registry: &'static Registry = Box::leak(Box::default());
         registry.get_or_create(name, config);
-        let builder = SharedBreakers::builder(url);
-        let builder = if counts {
-            builder.share_counters(name)
-        } else {
-            builder.share(name)
-        };
-        let shared = builder
+        let shared = configure(SharedBreakers::builder(url))
             .registry(registry)
             .replica(id)
             .sync_interval(SYNC)
