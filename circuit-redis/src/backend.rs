@@ -70,6 +70,14 @@ pub(crate) struct ClusterCounts {
     pub(crate) failures: u64,
 }
 
+/// A configuration one replica shared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SharedConfig {
+    pub(crate) version: u64,
+    pub(crate) origin: String,
+    pub(crate) json: String,
+}
+
 /// How a publication ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Published {
@@ -112,6 +120,23 @@ pub(crate) trait Backend {
         name: &str,
         report: &CountReport,
     ) -> impl Future<Output = Result<ClusterCounts, BackendError>>;
+
+    /// Publishes `config` (JSON) as `name`'s shared configuration, as
+    /// replica `origin`; returns its version.
+    fn publish_config(
+        &mut self,
+        name: &str,
+        config: &str,
+        origin: &str,
+    ) -> impl Future<Output = Result<u64, BackendError>>;
+
+    /// The shared configuration of every name in `names`, in their order:
+    /// its version, the replica that published it, and its JSON; `None`
+    /// for a name never reconfigured.
+    fn pull_configs(
+        &mut self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<SharedConfig>>, BackendError>>;
 
     /// Claims the right to run `name`'s trials for `lease`, as replica
     /// `origin`: granted if no other replica holds it (a lease `origin`

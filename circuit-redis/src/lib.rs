@@ -16,13 +16,16 @@
 //!   generation (a fencing token, in a Lua script): two replicas tripping
 //!   together make one transition, and a replica with a stale view cannot
 //!   undo a newer one. A trip, and an operator's `force_open`, `disable`
-//!   or `reset`, reach every replica.
+//!   or `reset`, reach every replica; with a [quorum](SharedBreakersBuilder::quorum),
+//!   a trip waits for enough replicas to trip.
 //! - When an open period ends, one replica at a time runs the trials (a
 //!   lease in Redis, set once with an expiry and renewed while the trials
 //!   run): a recovered dependency is probed by one replica, not all.
 //! - With [`share_counters`](SharedBreakersBuilder::share_counters), the
 //!   failures themselves are summed across replicas, and the cluster's
 //!   count trips every replica.
+//! - A reconfiguration made on one replica (in code, or by a configuration
+//!   file) reaches every replica.
 //! - Open periods are measured on Redis's clock (`TIME`), so the replicas'
 //!   clock skew cannot shorten or stretch them.
 //! - Redis down or slow: calls go on as before; after `max_staleness`

@@ -15,7 +15,7 @@ use redis::Script;
 
 use crate::backend::{
     state_from_name, state_name, Backend, BackendError, Change, ClusterCounts, ClusterState,
-    CountReport, Published,
+    CountReport, Published, SharedConfig,
 };
 
 /// Reads the view of `KEYS[1]` at the time `now` (milliseconds on Redis's
@@ -102,6 +102,16 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return {consecutive, calls, failures}
 ";
 
+/// `KEYS[1]`: the name's shared configuration. `ARGV`: its JSON, the
+/// replica, the key's time to live in milliseconds. Returns the new
+/// version.
+const CONFIG: &str = r"
+local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'origin', ARGV[2], 'config', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return version
+";
+
 /// `KEYS[1]`: the name's trial lease. `ARGV`: the replica, the lease in
 /// milliseconds. Grants (1) when the lease is free or the replica's own.
 const CLAIM: &str = r"
@@ -122,6 +132,7 @@ pub(crate) struct RedisBackend {
     pull: Script,
     claim: Script,
     counts: Script,
+    config: Script,
     key_ttl: Duration,
 }
 
@@ -133,6 +144,7 @@ impl RedisBackend {
             pull: Script::new(&format!("{VIEW}{PULL}")),
             claim: Script::new(CLAIM),
             counts: Script::new(COUNTS),
+            config: Script::new(CONFIG),
             key_ttl,
         }
     }
@@ -147,6 +159,12 @@ pub(crate) fn key_of(name: &str) -> String {
 /// The key of a name's shared counts, in the same slot as its state.
 pub(crate) fn counts_key_of(name: &str) -> String {
     format!("{{cb:{name}}}:counts")
+}
+
+/// The key of a name's shared configuration, in the same slot as its
+/// state.
+pub(crate) fn config_key_of(name: &str) -> String {
+    format!("{{cb:{name}}}:config")
 }
 
 /// The key of a name's trial lease, in the same slot as its state.
@@ -238,6 +256,51 @@ impl Backend for RedisBackend {
             calls,
             failures,
         })
+    }
+
+    async fn publish_config(
+        &mut self,
+        name: &str,
+        config: &str,
+        origin: &str,
+    ) -> Result<u64, BackendError> {
+        let ttl_ms = u64::try_from(self.key_ttl.as_millis()).unwrap_or(u64::MAX);
+        self.config
+            .key(config_key_of(name))
+            .arg(config)
+            .arg(origin)
+            .arg(ttl_ms)
+            .invoke_async(&mut self.connection)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    async fn pull_configs(
+        &mut self,
+        names: &[String],
+    ) -> Result<Vec<Option<SharedConfig>>, BackendError> {
+        let mut pipe = redis::pipe();
+        for name in names {
+            pipe.cmd("HMGET")
+                .arg(config_key_of(name))
+                .arg("version")
+                .arg("origin")
+                .arg("config");
+        }
+        let replies: Vec<(Option<u64>, Option<String>, Option<String>)> = pipe
+            .query_async(&mut self.connection)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(replies
+            .into_iter()
+            .map(|(version, origin, json)| {
+                Some(SharedConfig {
+                    version: version?,
+                    origin: origin?,
+                    json: json?,
+                })
+            })
+            .collect())
     }
 
     async fn claim_trial(

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use circuit_runtime::{CircuitBreaker, Registry, State, TransitionCause};
 
 use crate::backend::{Backend, BackendError, Change, ClusterState, CountReport, Published};
+use circuit_runtime::Config;
 
 /// What the handle and the registry's hook read of a running sync.
 #[derive(Debug, Default)]
@@ -72,6 +73,9 @@ pub(crate) struct Syncer<B> {
     pub(crate) quorum: u32,
     /// Each counted name's successes and failures at its last report.
     reported: HashMap<String, (u64, u64)>,
+    /// Each name's configuration as this replica last saw it run, and the
+    /// version of the shared configuration it last took.
+    configs: HashMap<String, (Config, u64)>,
     known: HashMap<String, Known>,
     /// The unpublished local transitions of each name, oldest first (a
     /// few: each is checked against the breaker when published, and one
@@ -103,6 +107,7 @@ impl<B: Backend> Syncer<B> {
             counted: Vec::new(),
             quorum: 1,
             reported: HashMap::new(),
+            configs: HashMap::new(),
             known: HashMap::new(),
             pending: BTreeMap::new(),
             leased: HashMap::new(),
@@ -145,7 +150,10 @@ impl<B: Backend> Syncer<B> {
         };
         let outcome = match outcome {
             Ok(()) => match self.pull().await {
-                Ok(()) => self.claim_trials().await,
+                Ok(()) => match self.share_configs().await {
+                    Ok(()) => self.claim_trials().await,
+                    Err(error) => Err(error),
+                },
                 Err(error) => Err(error),
             },
             Err(error) => Err(error),
@@ -271,6 +279,53 @@ impl<B: Backend> Syncer<B> {
                     cause,
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Publishes a reconfiguration made here (in code or by a file), and
+    /// applies one made on another replica, as an operator's
+    /// configuration of the name ([`Registry::configure`]): it wins over
+    /// what code and files ask for, on every replica. The configuration a
+    /// breaker starts with is its replica's own, and is not published.
+    async fn share_configs(&mut self) -> Result<(), BackendError> {
+        for name in &self.names {
+            let Some(breaker) = self.registry.get(name) else {
+                continue;
+            };
+            let current = breaker.config();
+            let Some((seen, _)) = self.configs.get(name) else {
+                self.configs.insert(name.clone(), (current, 0));
+                continue;
+            };
+            if *seen != current {
+                let json = serde_json::to_string(&current).map_err(|error| error.to_string())?;
+                let version = self
+                    .backend
+                    .publish_config(name, &json, &self.replica)
+                    .await?;
+                self.configs.insert(name.clone(), (current, version));
+            }
+        }
+        let names = self.names.clone();
+        let shared = self.backend.pull_configs(&names).await?;
+        for (name, shared) in names.iter().zip(shared) {
+            let Some(shared) = shared else { continue };
+            let Some((_, version)) = self.configs.get(name) else {
+                continue;
+            };
+            if shared.version <= *version || shared.origin == self.replica {
+                continue;
+            }
+            let Ok(config) = serde_json::from_str::<Config>(&shared.json) else {
+                continue;
+            };
+            self.registry.configure(name, config);
+            let running = self
+                .registry
+                .get(name)
+                .map_or_else(Config::default, |breaker| breaker.config());
+            self.configs.insert(name.clone(), (running, shared.version));
         }
         Ok(())
     }
@@ -480,7 +535,6 @@ fn insists(local: LocalChange, cluster: &ClusterState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use circuit_runtime::Config;
 
     /// The store as a map, with a switch that makes it unreachable.
     #[derive(Default)]
@@ -489,6 +543,7 @@ mod tests {
         leases: HashMap<String, String>,
         counts: HashMap<String, crate::backend::ClusterCounts>,
         tripped: HashMap<String, Vec<String>>,
+        configs: HashMap<String, crate::backend::SharedConfig>,
         down: bool,
         publications: usize,
     }
@@ -547,6 +602,40 @@ mod tests {
             counts.calls += report.calls;
             counts.failures += report.failures;
             Ok(*counts)
+        }
+
+        async fn publish_config(
+            &mut self,
+            name: &str,
+            config: &str,
+            origin: &str,
+        ) -> Result<u64, BackendError> {
+            if self.down {
+                return Err("connection refused".into());
+            }
+            let version = self.configs.get(name).map_or(0, |shared| shared.version) + 1;
+            self.configs.insert(
+                name.to_owned(),
+                crate::backend::SharedConfig {
+                    version,
+                    origin: origin.to_owned(),
+                    json: config.to_owned(),
+                },
+            );
+            Ok(version)
+        }
+
+        async fn pull_configs(
+            &mut self,
+            names: &[String],
+        ) -> Result<Vec<Option<crate::backend::SharedConfig>>, BackendError> {
+            if self.down {
+                return Err("connection refused".into());
+            }
+            Ok(names
+                .iter()
+                .map(|name| self.configs.get(name).cloned())
+                .collect())
         }
 
         async fn claim_trial(
@@ -857,6 +946,39 @@ mod tests {
         );
         drop(a);
         assert_eq!(store.counts["db"].consecutive, 1);
+    }
+
+    #[test]
+    fn a_reconfiguration_on_one_replica_reaches_the_other_and_a_start_does_not() {
+        let mut store = FakeStore::default();
+        let a_registry;
+        {
+            let mut a = replica(&mut store, "a", Duration::from_secs(1));
+            a_registry = a.registry;
+            block_on(a.round());
+            a_registry.configure(
+                "db",
+                Config::builder().failure_threshold(7).build().unwrap(),
+            );
+            block_on(a.round());
+        }
+        assert_eq!(
+            store.configs["db"].version, 1,
+            "one publication, not the start"
+        );
+        let mut b = replica(&mut store, "b", Duration::from_secs(1));
+        block_on(b.round());
+        assert_eq!(
+            b.registry.get("db").unwrap().config().failure_threshold(),
+            7
+        );
+        block_on(b.round());
+        drop(b);
+        assert_eq!(
+            store.configs["db"].version, 1,
+            "applied, not published back"
+        );
+        let _ = a_registry;
     }
 
     #[test]

@@ -330,3 +330,28 @@ fn with_a_quorum_one_replicas_trip_stays_its_own_until_another_trips() {
         c.breaker("quorum.db").state() == State::Open
     });
 }
+
+#[test]
+fn a_reconfiguration_made_on_one_replica_reaches_every_replica() {
+    let redis = RedisServer::start();
+    let a = Replica::new(&redis.url(), "a", "shared.config", config(5));
+    let b = Replica::new(&redis.url(), "b", "shared.config", config(5));
+    eventually("both replicas reach Redis", || {
+        a.shared.good_rounds() > 1 && b.shared.good_rounds() > 1
+    });
+    a.registry.configure("shared.config", config(2));
+    eventually("B runs A's configuration", || {
+        b.breaker("shared.config").config().failure_threshold() == 2
+    });
+    let rounds = a.shared.good_rounds();
+    eventually("A reads several times", || {
+        a.shared.good_rounds() > rounds + 3
+    });
+    assert_eq!(
+        redis
+            .command("HGET {cb:shared.config}:config version")
+            .as_deref(),
+        Some("1"),
+        "applied on B, not published back"
+    );
+}
