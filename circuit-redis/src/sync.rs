@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use circuit_runtime::{CircuitBreaker, Registry, State, TransitionCause};
+use circuit_runtime::{CircuitBreaker, Metrics, Registry, State, TransitionCause};
 
 use crate::backend::{Backend, BackendError, Change, ClusterState, CountReport, Published};
 use circuit_runtime::Config;
@@ -71,8 +71,8 @@ pub(crate) struct Syncer<B> {
     /// How many replicas must trip a name on their own counts before the
     /// trip is shared.
     pub(crate) quorum: u32,
-    /// Each counted name's successes and failures at its last report.
-    reported: HashMap<String, (u64, u64)>,
+    /// Each counted name's metrics at its last report.
+    reported: HashMap<String, Metrics>,
     /// Each name's configuration as this replica last saw it run, and the
     /// version of the shared configuration it last took.
     configs: HashMap<String, (Config, u64)>,
@@ -237,16 +237,16 @@ impl<B: Backend> Syncer<B> {
                 continue;
             };
             let metrics = breaker.metrics();
-            let now = (metrics.successful_calls, metrics.failed_calls);
-            let before = *self.reported.entry(name.clone()).or_insert(now);
-            let (successes, failures) = (
-                now.0.saturating_sub(before.0),
-                now.1.saturating_sub(before.1),
-            );
-            if breaker.state() != State::Closed {
-                // Only a closed period's calls count; a new one starts from
-                // what the breaker has now.
-                self.reported.insert(name.clone(), now);
+            let delta = self
+                .reported
+                .get(&name)
+                .map_or_else(Metrics::default, |before| metrics.since(before));
+            let (successes, failures) = (delta.successful_calls, delta.failed_calls);
+            if breaker.state() != State::Closed || !self.reported.contains_key(&name) {
+                // Only a closed period's calls count, from the first round
+                // that sees the breaker; a new period starts from what the
+                // breaker has now.
+                self.reported.insert(name.clone(), metrics);
                 continue;
             }
             let config = breaker.config();
@@ -257,8 +257,9 @@ impl<B: Backend> Syncer<B> {
                 consecutive: u64::from(metrics.consecutive_failures),
                 window: config.window_duration(),
             };
+            // On an error the same calls are reported next round.
             let cluster = self.backend.share_counts(&name, &report).await?;
-            self.reported.insert(name.clone(), now);
+            self.reported.insert(name.clone(), metrics);
             let rate_reached = config.failure_rate_threshold().is_some_and(|threshold| {
                 report.window.is_some()
                     && cluster.calls >= u64::from(config.minimum_calls())

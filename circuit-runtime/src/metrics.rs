@@ -96,6 +96,76 @@ pub struct Metrics {
     pub last_transition_at: Option<Instant>,
 }
 
+impl Metrics {
+    /// What happened between `earlier` (this breaker's metrics taken
+    /// before) and these: every counter as the difference, 0 where
+    /// `earlier` counted more (the name's breaker was replaced meanwhile);
+    /// the current figures (failures in a row, trial successes, rates,
+    /// times) as they are now. The deltas a backend that shares counts
+    /// between replicas pushes.
+    ///
+    /// ```
+    /// use circuit_runtime::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::new("db", Default::default());
+    /// breaker.record_success();
+    /// let before = breaker.metrics();
+    /// breaker.record_failure();
+    /// breaker.record_failure();
+    /// let delta = breaker.metrics().since(&before);
+    /// assert_eq!((delta.successful_calls, delta.failed_calls, delta.total_calls), (0, 2, 2));
+    /// assert_eq!(delta.consecutive_failures, 2, "as it is now");
+    /// ```
+    #[must_use]
+    pub fn since(&self, earlier: &Metrics) -> Metrics {
+        let mut delta = self.clone();
+        for (now, then) in [
+            (&mut delta.total_calls, earlier.total_calls),
+            (&mut delta.successful_calls, earlier.successful_calls),
+            (&mut delta.failed_calls, earlier.failed_calls),
+            (&mut delta.ignored_calls, earlier.ignored_calls),
+            (&mut delta.rejected_calls, earlier.rejected_calls),
+            (&mut delta.bulkhead_rejected, earlier.bulkhead_rejected),
+            (
+                &mut delta.fallbacks_after_rejection,
+                earlier.fallbacks_after_rejection,
+            ),
+            (
+                &mut delta.fallbacks_after_failure,
+                earlier.fallbacks_after_failure,
+            ),
+            (&mut delta.retry_attempts, earlier.retry_attempts),
+            (&mut delta.slow_calls, earlier.slow_calls),
+            (&mut delta.times_opened, earlier.times_opened),
+            (&mut delta.times_half_opened, earlier.times_half_opened),
+            (&mut delta.times_closed, earlier.times_closed),
+            (
+                &mut delta.retry_calls.successful_without_retry,
+                earlier.retry_calls.successful_without_retry,
+            ),
+            (
+                &mut delta.retry_calls.successful_with_retry,
+                earlier.retry_calls.successful_with_retry,
+            ),
+            (
+                &mut delta.retry_calls.failed_without_retry,
+                earlier.retry_calls.failed_without_retry,
+            ),
+            (
+                &mut delta.retry_calls.failed_with_retry,
+                earlier.retry_calls.failed_with_retry,
+            ),
+            (
+                &mut delta.retry_calls.budget_exhausted,
+                earlier.retry_calls.budget_exhausted,
+            ),
+        ] {
+            *now = now.saturating_sub(then);
+        }
+        delta
+    }
+}
+
 /// How the retried calls through a breaker ended: each call of a
 /// `#[retry]` function counts once, however many attempts it made.
 ///
