@@ -303,6 +303,7 @@ impl SharedBreakersBuilder {
             let change = LocalChange {
                 state: transition.to,
                 cause: transition.cause,
+                by_shared_counts: false,
             };
             // Judged when the transition happens, not when the sync thread
             // gets to it: a decision made alone is never published later.

@@ -35,7 +35,7 @@ end
 
 /// `KEYS[1]`: the name's key, `KEYS[2]` its trial lease, `KEYS[3]` its
 /// shared counts, `KEYS[4]` the replicas whose trips count toward a
-/// quorum. `ARGV`: the
+/// quorum (a sorted set, each scored with its trip's end). `ARGV`: the
 /// generation the replica knows,
 /// the state, the open time in milliseconds, the replica, the key's time
 /// to live in milliseconds. Returns `{1, generation}` when written, or
@@ -49,21 +49,25 @@ if gen ~= tonumber(ARGV[1]) then
 end
 local open_ms = tonumber(ARGV[3])
 if ARGV[2] == 'open' and tonumber(ARGV[6]) > 1 then
-  -- A trip counts toward its quorum for as long as it keeps its replica
-  -- open; the store takes it once enough replicas tripped.
-  redis.call('SADD', KEYS[4], ARGV[4])
-  redis.call('PEXPIRE', KEYS[4], math.max(open_ms, 1))
-  if redis.call('SCARD', KEYS[4]) < tonumber(ARGV[6]) then return {2, gen} end
+  -- Each trip counts toward the quorum for as long as it keeps its
+  -- replica open, scored with its own end; the store takes the trip once
+  -- enough unexpired ones are in.
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  redis.call('ZADD', KEYS[4], now + math.max(open_ms, 1), ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+  if redis.call('ZCARD', KEYS[4]) < tonumber(ARGV[6]) then return {2, gen} end
 end
 local open_until = 0
 if open_ms > 0 then open_until = now + open_ms end
 redis.call('HSET', KEYS[1], 'gen', gen + 1, 'state', ARGV[2], 'open_until', open_until,
   'origin', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+-- A new shared period counts from zero: failures that tripped the last
+-- one must not trip the next.
+redis.call('DEL', KEYS[3], KEYS[4])
 if ARGV[2] == 'closed' then
-  -- Recovered: the next open period's trial is anyone's, and the new
-  -- closed period counts from zero.
-  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+  -- Recovered: the next open period's trial is anyone's.
+  redis.call('DEL', KEYS[2])
 end
 return {1, gen + 1}
 ";
@@ -90,12 +94,18 @@ end
 local window = tonumber(ARGV[5])
 local calls, failures = 0, 0
 if window > 0 then
-  for second = now - window + 1, now do
-    calls = calls + tonumber(redis.call('HGET', KEYS[1], 'c:' .. second) or '0')
-    failures = failures + tonumber(redis.call('HGET', KEYS[1], 'f:' .. second) or '0')
-  end
-  for second = now - window - 10, now - window do
-    redis.call('HDEL', KEYS[1], 'c:' .. second, 'f:' .. second)
+  -- One read of every bucket; those past the window are dropped.
+  local fields = redis.call('HGETALL', KEYS[1])
+  for i = 1, #fields, 2 do
+    local kind, second = string.match(fields[i], '^(%a):(%d+)$')
+    if second then
+      if tonumber(second) > now - window then
+        if kind == 'c' then calls = calls + tonumber(fields[i + 1]) end
+        if kind == 'f' then failures = failures + tonumber(fields[i + 1]) end
+      else
+        redis.call('HDEL', KEYS[1], fields[i])
+      end
+    end
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[6])

@@ -32,11 +32,25 @@ pub(crate) struct Status {
 pub(crate) struct LocalChange {
     pub(crate) state: State,
     pub(crate) cause: TransitionCause,
+    /// A trip the cluster's shared counts decided, not this replica's own.
+    pub(crate) by_shared_counts: bool,
 }
 
 impl LocalChange {
     /// An operator's command, which applies to every replica even when it
     /// was made while the store could not be reached.
+    /// A trip this replica's own calls decided.
+    fn is_own_trip(self) -> bool {
+        self.state == State::Open
+            && !self.by_shared_counts
+            && matches!(
+                self.cause,
+                TransitionCause::ConsecutiveFailures
+                    | TransitionCause::FailureRate
+                    | TransitionCause::SlowCallRate
+            )
+    }
+
     pub(crate) fn is_command(self) -> bool {
         matches!(
             self.cause,
@@ -76,6 +90,8 @@ pub(crate) struct Syncer<B> {
     /// Each name's configuration as this replica last saw it run, and the
     /// version of the shared configuration it last took.
     configs: HashMap<String, (Config, u64)>,
+    /// The version of each name's shared configuration last seen.
+    config_versions: HashMap<String, u64>,
     known: HashMap<String, Known>,
     /// The unpublished local transitions of each name, oldest first (a
     /// few: each is checked against the breaker when published, and one
@@ -108,6 +124,7 @@ impl<B: Backend> Syncer<B> {
             quorum: 1,
             reported: HashMap::new(),
             configs: HashMap::new(),
+            config_versions: HashMap::new(),
             known: HashMap::new(),
             pending: BTreeMap::new(),
             leased: HashMap::new(),
@@ -257,9 +274,11 @@ impl<B: Backend> Syncer<B> {
                 consecutive: u64::from(metrics.consecutive_failures),
                 window: config.window_duration(),
             };
-            // On an error the same calls are reported next round.
-            let cluster = self.backend.share_counts(&name, &report).await?;
+            // Counted as reported before the answer: a report that timed
+            // out may have been added, and is not added twice (counts are
+            // lost rather than doubled).
             self.reported.insert(name.clone(), metrics);
+            let cluster = self.backend.share_counts(&name, &report).await?;
             let rate_reached = config.failure_rate_threshold().is_some_and(|threshold| {
                 report.window.is_some()
                     && cluster.calls >= u64::from(config.minimum_calls())
@@ -278,6 +297,7 @@ impl<B: Backend> Syncer<B> {
                 self.pending.entry(name).or_default().push(LocalChange {
                     state: State::Open,
                     cause,
+                    by_shared_counts: true,
                 });
             }
         }
@@ -300,33 +320,47 @@ impl<B: Backend> Syncer<B> {
                 continue;
             };
             if *seen != current {
-                let json = serde_json::to_string(&current).map_err(|error| error.to_string())?;
+                let Ok(json) = serde_json::to_string(&current) else {
+                    continue;
+                };
                 let version = self
                     .backend
                     .publish_config(name, &json, &self.replica)
                     .await?;
+                self.config_versions.insert(name.clone(), version);
                 self.configs.insert(name.clone(), (current, version));
             }
         }
         let names = self.names.clone();
         let shared = self.backend.pull_configs(&names).await?;
         for (name, shared) in names.iter().zip(shared) {
-            let Some(shared) = shared else { continue };
-            let Some((_, version)) = self.configs.get(name) else {
+            let Some(version) = self.config_versions.get(name).copied() else {
+                // What was shared before this replica started is not its
+                // configuration: it runs the one it was deployed with.
+                let version = shared.as_ref().map_or(0, |shared| shared.version);
+                self.config_versions.insert(name.clone(), version);
                 continue;
             };
-            if shared.version <= *version || shared.origin == self.replica {
+            let (Some(shared), Some(breaker)) = (shared, self.registry.get(name)) else {
+                continue;
+            };
+            // Another version, higher or (after the store forgot) lower.
+            if shared.version == version {
+                continue;
+            }
+            self.config_versions.insert(name.clone(), shared.version);
+            if shared.origin == self.replica {
                 continue;
             }
             let Ok(config) = serde_json::from_str::<Config>(&shared.json) else {
                 continue;
             };
-            self.registry.configure(name, config);
-            let running = self
-                .registry
-                .get(name)
-                .map_or_else(Config::default, |breaker| breaker.config());
-            self.configs.insert(name.clone(), (running, shared.version));
+            // In place, on the breaker's own clock, as a running breaker
+            // is reconfigured: a later change here (a file reloaded)
+            // replaces it, and is shared in turn.
+            breaker.reconfigure(config);
+            self.configs
+                .insert(name.clone(), (breaker.config(), shared.version));
         }
         Ok(())
     }
@@ -365,16 +399,23 @@ impl<B: Backend> Syncer<B> {
             // the cluster is open already, one transition is enough.
             return Ok(());
         }
-        // A trip on this replica's own counts waits for its quorum; one
-        // the cluster's counts decided does not.
-        let own_counts = !self.counted.iter().any(|counted| counted == name);
+        let cluster_open = matches!(known.state, Some(State::Open | State::ForcedOpen));
+        if local.state == State::Closed && !local.is_command() && !cluster_open {
+            // A recovery from a trip that was never shared (below its
+            // quorum): the cluster has nothing to undo, and another
+            // replica's own trip must not be closed by it.
+            return Ok(());
+        }
+        // A fresh trip on this replica's own calls waits for its quorum;
+        // one the cluster's counts decided, a reopening after a trial, and
+        // an operator's command do not.
         let change = Change {
             state: local.state,
             open_for: match local.state {
                 State::Open => breaker.retry_after().unwrap_or_default(),
                 _ => Duration::ZERO,
             },
-            quorum: if own_counts && !local.is_command() {
+            quorum: if local.is_own_trip() && !cluster_open {
                 self.quorum
             } else {
                 1
@@ -402,6 +443,15 @@ impl<B: Backend> Syncer<B> {
                 Published::Counted => return Ok(()),
                 Published::Lost(cluster) => {
                     if attempt == 0 && insists(local, &cluster) {
+                        // Known, though not applied: this change is to
+                        // replace it.
+                        self.known.insert(
+                            name.to_owned(),
+                            Known {
+                                generation: cluster.generation,
+                                state: cluster.state,
+                            },
+                        );
                         expected = cluster.generation;
                     } else {
                         self.adopt(name, &cluster);
@@ -695,6 +745,7 @@ mod tests {
         LocalChange {
             state: State::Open,
             cause: TransitionCause::ConsecutiveFailures,
+            by_shared_counts: false,
         }
     }
 
@@ -745,6 +796,7 @@ mod tests {
             LocalChange {
                 state: State::Closed,
                 cause: TransitionCause::TrialsSucceeded,
+                by_shared_counts: false,
             },
         );
         block_on(stale.round());
@@ -775,6 +827,7 @@ mod tests {
             LocalChange {
                 state: State::Closed,
                 cause: TransitionCause::Reset,
+                by_shared_counts: false,
             },
         );
         block_on(c.round());
@@ -952,22 +1005,34 @@ mod tests {
     #[test]
     fn a_reconfiguration_on_one_replica_reaches_the_other_and_a_start_does_not() {
         let mut store = FakeStore::default();
-        let a_registry;
         {
             let mut a = replica(&mut store, "a", Duration::from_secs(1));
-            a_registry = a.registry;
             block_on(a.round());
-            a_registry.configure(
-                "db",
-                Config::builder().failure_threshold(7).build().unwrap(),
-            );
+            let seven = Config::builder().failure_threshold(7).build().unwrap();
+            a.registry.configure("db", seven);
             block_on(a.round());
         }
         assert_eq!(
             store.configs["db"].version, 1,
             "one publication, not the start"
         );
+        let shared = store.configs["db"].clone();
+
+        let mut late = replica(&mut store, "late", Duration::from_secs(1));
+        block_on(late.round());
+        let threshold = late
+            .registry
+            .get("db")
+            .unwrap()
+            .config()
+            .failure_threshold();
+        assert_eq!(threshold, 1, "started after it: runs its own");
+        drop(late);
+
+        store.configs.clear();
         let mut b = replica(&mut store, "b", Duration::from_secs(1));
+        block_on(b.round());
+        b.backend.configs.insert("db".into(), shared);
         block_on(b.round());
         assert_eq!(
             b.registry.get("db").unwrap().config().failure_threshold(),
@@ -979,7 +1044,6 @@ mod tests {
             store.configs["db"].version, 1,
             "applied, not published back"
         );
-        let _ = a_registry;
     }
 
     #[test]
@@ -1102,6 +1166,7 @@ mod tests {
             LocalChange {
                 state: State::ForcedOpen,
                 cause: TransitionCause::ForcedOpen,
+                by_shared_counts: false,
             },
         );
         a.note_local("db", trip());
