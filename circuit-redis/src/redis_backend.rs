@@ -166,20 +166,15 @@ pub(crate) fn key_of(name: &str) -> String {
     format!("{{cb:{name}}}")
 }
 
-/// The key of a name's shared counts, in the same slot as its state.
-pub(crate) fn counts_key_of(name: &str) -> String {
-    format!("{{cb:{name}}}:counts")
+/// A key of `name` beside its state (`part`: `counts`, `config`, `trial`,
+/// `tripped`), under the same hash tag, so in the same slot.
+fn part_key_of(name: &str, part: &str) -> String {
+    format!("{{cb:{name}}}:{part}")
 }
 
-/// The key of a name's shared configuration, in the same slot as its
-/// state.
-pub(crate) fn config_key_of(name: &str) -> String {
-    format!("{{cb:{name}}}:config")
-}
-
-/// The key of a name's trial lease, in the same slot as its state.
-pub(crate) fn lease_key_of(name: &str) -> String {
-    format!("{{cb:{name}}}:trial")
+/// `duration` in whole milliseconds, as Redis takes them.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn view_of((generation, state, left_ms, origin): (u64, String, u64, String)) -> ClusterState {
@@ -199,14 +194,13 @@ impl Backend for RedisBackend {
         change: &Change,
         origin: &str,
     ) -> Result<Published, BackendError> {
-        let open_ms = u64::try_from(change.open_for.as_millis()).unwrap_or(u64::MAX);
-        let ttl_ms = u64::try_from(self.key_ttl.as_millis()).unwrap_or(u64::MAX);
+        let (open_ms, ttl_ms) = (millis(change.open_for), millis(self.key_ttl));
         let reply: redis::Value = self
             .publish
             .key(key_of(name))
-            .key(lease_key_of(name))
-            .key(counts_key_of(name))
-            .key(format!("{{cb:{name}}}:tripped"))
+            .key(part_key_of(name, "trial"))
+            .key(part_key_of(name, "counts"))
+            .key(part_key_of(name, "tripped"))
             .arg(expected)
             .arg(state_name(change.state))
             .arg(open_ms)
@@ -247,11 +241,11 @@ impl Backend for RedisBackend {
         name: &str,
         report: &CountReport,
     ) -> Result<ClusterCounts, BackendError> {
-        let ttl_ms = u64::try_from(self.key_ttl.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = millis(self.key_ttl);
         let window = report.window.map_or(0, |window| window.as_secs().max(1));
         let (consecutive, calls, failures): (u64, u64, u64) = self
             .counts
-            .key(counts_key_of(name))
+            .key(part_key_of(name, "counts"))
             .arg(report.calls)
             .arg(report.failures)
             .arg(u8::from(report.succeeded))
@@ -274,9 +268,9 @@ impl Backend for RedisBackend {
         config: &str,
         origin: &str,
     ) -> Result<u64, BackendError> {
-        let ttl_ms = u64::try_from(self.key_ttl.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = millis(self.key_ttl);
         self.config
-            .key(config_key_of(name))
+            .key(part_key_of(name, "config"))
             .arg(config)
             .arg(origin)
             .arg(ttl_ms)
@@ -292,7 +286,7 @@ impl Backend for RedisBackend {
         let mut pipe = redis::pipe();
         for name in names {
             pipe.cmd("HMGET")
-                .arg(config_key_of(name))
+                .arg(part_key_of(name, "config"))
                 .arg("version")
                 .arg("origin")
                 .arg("config");
@@ -319,10 +313,10 @@ impl Backend for RedisBackend {
         origin: &str,
         lease: Duration,
     ) -> Result<bool, BackendError> {
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        let lease_ms = millis(lease).max(1);
         let granted: u64 = self
             .claim
-            .key(lease_key_of(name))
+            .key(part_key_of(name, "trial"))
             .arg(origin)
             .arg(lease_ms)
             .invoke_async(&mut self.connection)

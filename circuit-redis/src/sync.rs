@@ -87,9 +87,8 @@ pub(crate) struct Syncer<B> {
     pub(crate) quorum: u32,
     /// Each counted name's metrics at its last report.
     reported: HashMap<String, Metrics>,
-    /// Each name's configuration as this replica last saw it run, and the
-    /// version of the shared configuration it last took.
-    configs: HashMap<String, (Config, u64)>,
+    /// Each name's configuration as this replica last saw it run.
+    configs: HashMap<String, Config>,
     /// The version of each name's shared configuration last seen.
     config_versions: HashMap<String, u64>,
     known: HashMap<String, Known>,
@@ -177,8 +176,8 @@ impl<B: Backend> Syncer<B> {
         };
         match outcome {
             Ok(()) => {
+                // Rejoined already: `pull` does it before it applies anything.
                 self.last_good = Instant::now();
-                self.rejoin();
                 *self
                     .status
                     .last_error
@@ -305,18 +304,19 @@ impl<B: Backend> Syncer<B> {
     }
 
     /// Publishes a reconfiguration made here (in code or by a file), and
-    /// applies one made on another replica, as an operator's
-    /// configuration of the name ([`Registry::configure`]): it wins over
-    /// what code and files ask for, on every replica. The configuration a
-    /// breaker starts with is its replica's own, and is not published.
+    /// applies one made on another replica in place, on the breaker's own
+    /// clock, as a running breaker is reconfigured: a later change on any
+    /// replica replaces it, and is shared in turn. The configuration a
+    /// breaker starts with is its replica's own, and is not published; a
+    /// change shared before this replica started is not applied.
     async fn share_configs(&mut self) -> Result<(), BackendError> {
         for name in &self.names {
             let Some(breaker) = self.registry.get(name) else {
                 continue;
             };
             let current = breaker.config();
-            let Some((seen, _)) = self.configs.get(name) else {
-                self.configs.insert(name.clone(), (current, 0));
+            let Some(seen) = self.configs.get(name) else {
+                self.configs.insert(name.clone(), current);
                 continue;
             };
             if *seen != current {
@@ -328,7 +328,7 @@ impl<B: Backend> Syncer<B> {
                     .publish_config(name, &json, &self.replica)
                     .await?;
                 self.config_versions.insert(name.clone(), version);
-                self.configs.insert(name.clone(), (current, version));
+                self.configs.insert(name.clone(), current);
             }
         }
         let names = self.names.clone();
@@ -355,12 +355,9 @@ impl<B: Backend> Syncer<B> {
             let Ok(config) = serde_json::from_str::<Config>(&shared.json) else {
                 continue;
             };
-            // In place, on the breaker's own clock, as a running breaker
-            // is reconfigured: a later change here (a file reloaded)
-            // replaces it, and is shared in turn.
             breaker.reconfigure(config);
-            self.configs
-                .insert(name.clone(), (breaker.config(), shared.version));
+            // As seen running: not published back.
+            self.configs.insert(name.clone(), breaker.config());
         }
         Ok(())
     }

@@ -266,7 +266,7 @@ impl Family {
         let mut text = KeyText::default();
         if write!(text, "{key}").is_err() {
             // Longer than `MAX_KEY_LEN`, or a `Display` that failed.
-            return self.overflow(registry, &text);
+            return self.overflow(registry, text.as_bytes());
         }
         let text = text.as_bytes();
         let hash = self.hash_of(text);
@@ -300,7 +300,7 @@ impl Family {
         // them must not grow the table.
         if !self.reserve_slot() {
             drop(shard);
-            return self.overflow(registry, &KeyText::from(&*key));
+            return self.overflow(registry, key.as_bytes());
         }
         let breaker = registry.member(&self.name, &key);
         shard.entry(hash).or_default().push(Member {
@@ -321,7 +321,7 @@ impl Family {
 
     /// The breaker every key beyond the bound shares (and every key whose
     /// text is too long); the first such key is announced.
-    fn overflow(&self, registry: &Registry, key: &KeyText) -> Arc<CircuitBreaker> {
+    fn overflow(&self, registry: &Registry, key: &[u8]) -> Arc<CircuitBreaker> {
         let live = read(&self.overflow)
             .as_ref()
             .filter(|breaker| !breaker.is_retired())
@@ -340,7 +340,7 @@ impl Family {
         {
             breaker.emit(&Event::KeyOverflow(KeyOverflow {
                 name: breaker.static_name(),
-                key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+                key: String::from_utf8_lossy(key).into_owned(),
                 max_keys: self.limits.max_keys,
             }));
         }
@@ -389,14 +389,6 @@ impl Default for KeyText {
             bytes: [0; MAX_KEY_LEN],
             len: 0,
         }
-    }
-}
-
-impl From<&str> for KeyText {
-    fn from(text: &str) -> Self {
-        let mut key = KeyText::default();
-        let _ = key.write_str(text);
-        key
     }
 }
 
