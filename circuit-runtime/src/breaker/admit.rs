@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::permit::{Admission, Holds, Permit};
+use super::permit::{Admission, Holds, Mode, Permit};
 use super::words::{
     generation_of, is_closed_without_limit, state_of, tag_of, trial_fields, trial_value,
 };
@@ -77,8 +77,7 @@ impl CircuitBreaker {
             self,
             Admission {
                 generation: generation_of(word),
-                state: State::Closed,
-                holds: Holds::NOTHING,
+                mode: Mode::CLOSED,
                 started_at: self.call_started_at(),
             },
         )
@@ -97,8 +96,10 @@ impl CircuitBreaker {
             self,
             Admission {
                 generation: generation_of(word),
-                state: state_of(word),
-                holds: if trial { Holds::TRIAL } else { Holds::NOTHING },
+                mode: Mode::new(
+                    state_of(word),
+                    if trial { Holds::TRIAL } else { Holds::NOTHING },
+                ),
                 started_at: self.call_started_at(),
             },
         );

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::permit::{Admission, Holds, Verdict};
+use super::permit::{Admission, Holds, Mode, Verdict};
 use super::tuning::RateRules;
 use super::words::{generation_of, pack_state, state_of, tag_of, trial_fields, trial_value};
 use super::{CircuitBreaker, State};
@@ -33,8 +33,7 @@ impl CircuitBreaker {
             Counter::Successful
         };
         if matches!(verdict, Verdict::Success | Verdict::FirstRetrySuccess)
-            && admission.state == State::Closed
-            && !admission.holds.slot()
+            && admission.mode == Mode::CLOSED
             && admission.started_at == 0
             && !self.windows.in_use()
         {
@@ -46,32 +45,23 @@ impl CircuitBreaker {
             // the optimizer, stalled the caller's next loads of that stack.
             let Admission {
                 generation,
-                state,
-                holds,
+                mode,
                 started_at,
             } = admission;
-            self.record_outcome_slow(generation, state, holds, started_at, verdict);
+            self.record_outcome_slow(generation, mode, started_at, verdict);
         }
     }
 
     #[inline(never)]
-    fn record_outcome_slow(
-        &self,
-        generation: u64,
-        state: State,
-        holds: Holds,
-        started_at: u64,
-        verdict: Verdict,
-    ) {
+    fn record_outcome_slow(&self, generation: u64, mode: Mode, started_at: u64, verdict: Verdict) {
         // First: whatever the verdict does next (a transition, a hook), the
         // slot is back, so no path out of here can leak it.
-        if holds.slot() {
+        if mode.holds().slot() {
             self.release_slot();
         }
         let admission = &Admission {
             generation,
-            state,
-            holds,
+            mode,
             started_at,
         };
         let timed = admission.started_at != 0
@@ -101,11 +91,13 @@ impl CircuitBreaker {
         if slow {
             self.counters.add(Counter::Slow);
         }
-        match (admission.state, verdict) {
+        match (admission.mode.state(), verdict) {
             (_, Verdict::Failure) => self.on_failure(admission, slow),
             (State::Closed, Verdict::Success) => self.on_closed_success(admission, slow),
             (State::HalfOpen, Verdict::Success) => self.on_trial_success(admission),
-            (State::HalfOpen, Verdict::Ignored | Verdict::Released) if admission.holds.trial() => {
+            (State::HalfOpen, Verdict::Ignored | Verdict::Released)
+                if admission.mode.holds().trial() =>
+            {
                 self.release_trial(admission.generation);
             }
             _ => {}
@@ -166,7 +158,7 @@ impl CircuitBreaker {
     fn on_failure(&self, admission: &Admission, slow: bool) {
         let now = self.timeline.now_nanos();
         self.last_failure_at.fetch_max(now, Ordering::Relaxed);
-        match admission.state {
+        match admission.mode.state() {
             State::Closed => {
                 if self.count_closed_failure(admission.generation)
                     >= self.tuning.failure_threshold()
@@ -295,7 +287,7 @@ impl CircuitBreaker {
         let succeeded = |successes: u32| (successes + 1).min(0xFFFF);
         let counted = tagged::update(&self.trials, tag_of(admission.generation), |value| {
             let (successes, in_flight) = trial_fields(value);
-            let in_flight = if admission.holds.trial() {
+            let in_flight = if admission.mode.holds().trial() {
                 in_flight.saturating_sub(1)
             } else {
                 in_flight
@@ -357,8 +349,7 @@ impl CircuitBreaker {
         let word = self.state.load(Ordering::Acquire);
         let admission = Admission {
             generation: generation_of(word),
-            state: state_of(word),
-            holds: Holds::NOTHING,
+            mode: Mode::new(state_of(word), Holds::NOTHING),
             started_at: 0,
         };
         self.record_outcome(admission, verdict);
