@@ -53,7 +53,7 @@ fn closed_path(c: &mut Criterion) {
     let synced = shared.get_or_create("bench.db", Config::default());
     let sync = SharedBreakers::builder(url)
         .registry(shared)
-        .share("bench.db")
+        .share_transitions("bench.db")
         .start()
         .expect("the sync starts");
     let deadline = Instant::now() + Duration::from_secs(10);

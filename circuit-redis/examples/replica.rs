@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let breaker = registry().get_or_create(&name, config);
     let shared = SharedBreakers::builder(url)
-        .share(name.clone())
+        .share_transitions(name.clone())
         .replica(replica.clone())
         .sync_interval(Duration::from_millis(20))
         .start()?;

@@ -78,6 +78,19 @@ pub(crate) struct SharedConfig {
     pub(crate) json: String,
 }
 
+/// What one [`exchange`](Backend::exchange) brings back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Exchanged {
+    /// The cluster's counts of each reported name, in the reports' order.
+    pub(crate) counts: Vec<ClusterCounts>,
+    /// The shared view of each name, in the names' order.
+    pub(crate) states: Vec<ClusterState>,
+    /// The shared configuration of each name, in the names' order: its
+    /// version, the replica that published it, and its JSON; `None` for a
+    /// name never reconfigured.
+    pub(crate) configs: Vec<Option<SharedConfig>>,
+}
+
 /// How a publication ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Published {
@@ -94,7 +107,9 @@ pub(crate) enum Published {
 /// The shared store's error, as the sync reports it.
 pub(crate) type BackendError = String;
 
-/// The operations the sync needs, each one round trip.
+/// The operations the sync needs, each one round trip. A round without
+/// news is one [`exchange`](Backend::exchange); the others are made only
+/// when there is something to publish or a trial to claim.
 pub(crate) trait Backend {
     /// Publishes `change` to `name` if the store is still at generation
     /// `expected` (a compare-and-set on the fencing token), as replica
@@ -107,19 +122,15 @@ pub(crate) trait Backend {
         origin: &str,
     ) -> impl Future<Output = Result<Published, BackendError>>;
 
-    /// The shared view of every name in `names`, in their order.
-    fn pull(
+    /// One exchange with the store, in one pipelined round trip: adds
+    /// each counted name's outcomes since its last report to its shared
+    /// counts, and reads the shared view and configuration of every name
+    /// in `names`.
+    fn exchange(
         &mut self,
+        reports: &[(String, CountReport)],
         names: &[String],
-    ) -> impl Future<Output = Result<Vec<ClusterState>, BackendError>>;
-
-    /// Adds this replica's outcomes since its last report to `name`'s
-    /// shared counts, and returns the cluster's.
-    fn share_counts(
-        &mut self,
-        name: &str,
-        report: &CountReport,
-    ) -> impl Future<Output = Result<ClusterCounts, BackendError>>;
+    ) -> impl Future<Output = Result<Exchanged, BackendError>>;
 
     /// Publishes `config` (JSON) as `name`'s shared configuration, as
     /// replica `origin`; returns its version.
@@ -129,14 +140,6 @@ pub(crate) trait Backend {
         config: &str,
         origin: &str,
     ) -> impl Future<Output = Result<u64, BackendError>>;
-
-    /// The shared configuration of every name in `names`, in their order:
-    /// its version, the replica that published it, and its JSON; `None`
-    /// for a name never reconfigured.
-    fn pull_configs(
-        &mut self,
-        names: &[String],
-    ) -> impl Future<Output = Result<Vec<Option<SharedConfig>>, BackendError>>;
 
     /// Claims the right to run `name`'s trials for `lease`, as replica
     /// `origin`: granted if no other replica holds it (a lease `origin`

@@ -37,8 +37,8 @@
 //! use circuit_redis::SharedBreakers;
 //!
 //! let shared = SharedBreakers::builder("redis://127.0.0.1:6379")
-//!     .share("payments")
-//!     .share("inventory")
+//!     .share_transitions("payments")
+//!     .share_transitions("inventory")
 //!     .start()?;
 //! // `#[circuit_breaker(name = "payments")]` calls now trip every replica.
 //! assert!(!shared.is_degraded());
@@ -109,14 +109,17 @@ pub struct SharedBreakersBuilder {
 }
 
 impl SharedBreakersBuilder {
-    /// Shares the breaker called `name` (of the registry, see
-    /// [`registry`](Self::registry)).
+    /// Shares the transitions of the breaker called `name` (of the
+    /// registry, see [`registry`](Self::registry)): each replica trips on
+    /// its own calls, and every replica honours a shared open (see
+    /// [`quorum`](Self::quorum)), recovery and operator's command.
     ///
     /// ```
-    /// let builder = circuit_redis::SharedBreakers::builder("redis://127.0.0.1").share("payments");
+    /// let builder = circuit_redis::SharedBreakers::builder("redis://127.0.0.1")
+    ///     .share_transitions("payments");
     /// # let _ = builder;
     /// ```
-    pub fn share(mut self, name: impl Into<String>) -> Self {
+    pub fn share_transitions(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
         if !self.names.contains(&name) {
             self.names.push(name);
@@ -124,7 +127,7 @@ impl SharedBreakersBuilder {
         self
     }
 
-    /// Shares the breaker called `name` as [`share`](Self::share) does, and
+    /// Shares the breaker called `name` as [`share_transitions`](Self::share_transitions) does, and
     /// its counts too: its failures in a row, and the calls and failures of
     /// its time window (`window_duration`), are summed across replicas
     /// every `sync_interval`, and a replica trips its breaker when the
@@ -136,7 +139,8 @@ impl SharedBreakersBuilder {
     /// that decided it included.
     ///
     /// ```
-    /// let builder = circuit_redis::SharedBreakers::builder("redis://127.0.0.1").share_counters("payments");
+    /// let builder = circuit_redis::SharedBreakers::builder("redis://127.0.0.1")
+    ///     .share_counters("payments");
     /// # let _ = builder;
     /// ```
     pub fn share_counters(mut self, name: impl Into<String>) -> Self {
@@ -144,7 +148,7 @@ impl SharedBreakersBuilder {
         if !self.counted.contains(&name) {
             self.counted.push(name.clone());
         }
-        self.share(name)
+        self.share_transitions(name)
     }
 
     /// How many replicas must trip a shared breaker on their own counts
@@ -156,7 +160,7 @@ impl SharedBreakersBuilder {
     ///
     /// ```
     /// let builder = circuit_redis::SharedBreakers::builder("redis://127.0.0.1")
-    ///     .share("payments")
+    ///     .share_transitions("payments")
     ///     .quorum(3);
     /// # let _ = builder;
     /// ```
@@ -263,7 +267,7 @@ impl SharedBreakersBuilder {
     ///
     /// ```no_run
     /// let shared = circuit_redis::SharedBreakers::builder("redis://127.0.0.1:6379")
-    ///     .share("payments")
+    ///     .share_transitions("payments")
     ///     .start()?;
     /// # Ok::<(), circuit_redis::Error>(())
     /// ```
@@ -454,7 +458,7 @@ fn replica_id() -> String {
 ///
 /// ```no_run
 /// let shared = circuit_redis::SharedBreakers::builder("redis://127.0.0.1:6379")
-///     .share("payments")
+///     .share_transitions("payments")
 ///     .start()?;
 /// if shared.is_degraded() {
 ///     eprintln!("Redis unreachable: {:?}", shared.last_error());

@@ -15,7 +15,7 @@ use redis::Script;
 
 use crate::backend::{
     state_from_name, state_name, Backend, BackendError, Change, ClusterCounts, ClusterState,
-    CountReport, Published, SharedConfig,
+    CountReport, Exchanged, Published, SharedConfig,
 };
 
 /// Reads the view of `KEYS[1]` at the time `now` (milliseconds on Redis's
@@ -186,6 +186,36 @@ fn view_of((generation, state, left_ms, origin): (u64, String, u64, String)) -> 
     }
 }
 
+impl RedisBackend {
+    /// Sends `commands` in one pipeline, and returns each one's reply,
+    /// a refusal included.
+    async fn query(&mut self, commands: &[redis::Cmd]) -> Result<Vec<redis::Value>, BackendError> {
+        let mut pipe = redis::pipe();
+        for command in commands {
+            pipe.add_command(command.clone());
+        }
+        pipe.ignore_errors()
+            .query_async(&mut self.connection)
+            .await
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// Whether Redis refused a script call because it does not know the
+/// script.
+fn is_unknown_script(reply: &redis::Value) -> bool {
+    matches!(
+        reply,
+        redis::Value::ServerError(error)
+            if error.kind() == Some(redis::ServerErrorKind::NoScript)
+    )
+}
+
+/// A reply as `T`; a refusal as its error.
+fn parse<T: redis::FromRedisValue>(reply: redis::Value) -> Result<T, BackendError> {
+    redis::from_redis_value(reply).map_err(|error| error.to_string())
+}
+
 impl Backend for RedisBackend {
     async fn publish(
         &mut self,
@@ -236,32 +266,6 @@ impl Backend for RedisBackend {
         Ok(Published::Lost(view_of(view)))
     }
 
-    async fn share_counts(
-        &mut self,
-        name: &str,
-        report: &CountReport,
-    ) -> Result<ClusterCounts, BackendError> {
-        let ttl_ms = millis(self.key_ttl);
-        let window = report.window.map_or(0, |window| window.as_secs().max(1));
-        let (consecutive, calls, failures): (u64, u64, u64) = self
-            .counts
-            .key(part_key_of(name, "counts"))
-            .arg(report.calls)
-            .arg(report.failures)
-            .arg(u8::from(report.succeeded))
-            .arg(report.consecutive)
-            .arg(window)
-            .arg(ttl_ms)
-            .invoke_async(&mut self.connection)
-            .await
-            .map_err(|error| error.to_string())?;
-        Ok(ClusterCounts {
-            consecutive,
-            calls,
-            failures,
-        })
-    }
-
     async fn publish_config(
         &mut self,
         name: &str,
@@ -277,34 +281,6 @@ impl Backend for RedisBackend {
             .invoke_async(&mut self.connection)
             .await
             .map_err(|error| error.to_string())
-    }
-
-    async fn pull_configs(
-        &mut self,
-        names: &[String],
-    ) -> Result<Vec<Option<SharedConfig>>, BackendError> {
-        let mut pipe = redis::pipe();
-        for name in names {
-            pipe.cmd("HMGET")
-                .arg(part_key_of(name, "config"))
-                .arg("version")
-                .arg("origin")
-                .arg("config");
-        }
-        let replies: Vec<(Option<u64>, Option<String>, Option<String>)> = pipe
-            .query_async(&mut self.connection)
-            .await
-            .map_err(|error| error.to_string())?;
-        Ok(replies
-            .into_iter()
-            .map(|(version, origin, json)| {
-                Some(SharedConfig {
-                    version: version?,
-                    origin: origin?,
-                    json: json?,
-                })
-            })
-            .collect())
     }
 
     async fn claim_trial(
@@ -325,29 +301,101 @@ impl Backend for RedisBackend {
         Ok(granted == 1)
     }
 
-    async fn pull(&mut self, names: &[String]) -> Result<Vec<ClusterState>, BackendError> {
-        // One pipelined round trip: a script call per name, so no script
-        // spans two Cluster slots.
-        let mut pipe = redis::pipe();
-        for name in names {
-            pipe.cmd("EVALSHA")
-                .arg(self.pull.get_hash())
+    async fn exchange(
+        &mut self,
+        reports: &[(String, CountReport)],
+        names: &[String],
+    ) -> Result<Exchanged, BackendError> {
+        // One script call per name, so no script spans two Cluster slots.
+        let ttl_ms = millis(self.key_ttl);
+        let mut commands = Vec::with_capacity(reports.len() + 2 * names.len());
+        for (name, report) in reports {
+            let window = report.window.map_or(0, |window| window.as_secs().max(1));
+            let mut counts = redis::cmd("EVALSHA");
+            counts
+                .arg(self.counts.get_hash())
                 .arg(1)
-                .arg(key_of(name));
+                .arg(part_key_of(name, "counts"))
+                .arg(report.calls)
+                .arg(report.failures)
+                .arg(u8::from(report.succeeded))
+                .arg(report.consecutive)
+                .arg(window)
+                .arg(ttl_ms);
+            commands.push(counts);
         }
-        let no_script = redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
-        let mut views: Result<Vec<(u64, String, u64, String)>, _> =
-            pipe.query_async(&mut self.connection).await;
-        if matches!(&views, Err(error) if error.kind() == no_script) {
-            // A new or restarted Redis does not know the script yet: load
-            // it, and read again.
-            self.pull
-                .load_async(&mut self.connection)
-                .await
-                .map_err(|error| error.to_string())?;
-            views = pipe.query_async(&mut self.connection).await;
+        for name in names {
+            let mut view = redis::cmd("EVALSHA");
+            view.arg(self.pull.get_hash()).arg(1).arg(key_of(name));
+            commands.push(view);
         }
-        let views = views.map_err(|error| error.to_string())?;
-        Ok(views.into_iter().map(view_of).collect())
+        for name in names {
+            let mut config = redis::cmd("HMGET");
+            config
+                .arg(part_key_of(name, "config"))
+                .arg("version")
+                .arg("origin")
+                .arg("config");
+            commands.push(config);
+        }
+        let mut replies = self.query(&commands).await?;
+        let unknown: Vec<usize> = (0..replies.len())
+            .filter(|&index| is_unknown_script(&replies[index]))
+            .collect();
+        if !unknown.is_empty() {
+            // A new or restarted Redis does not know the scripts yet. A
+            // call it refused did nothing, so it, and only it, is sent
+            // again: no report is added twice.
+            for script in [&self.counts, &self.pull] {
+                script
+                    .load_async(&mut self.connection)
+                    .await
+                    .map_err(|error| error.to_string())?;
+            }
+            let again: Vec<redis::Cmd> = unknown
+                .iter()
+                .map(|&index| commands[index].clone())
+                .collect();
+            for (index, reply) in unknown.into_iter().zip(self.query(&again).await?) {
+                replies[index] = reply;
+            }
+        }
+        let mut replies = replies.into_iter();
+        let counts = replies
+            .by_ref()
+            .take(reports.len())
+            .map(|reply| {
+                let (consecutive, calls, failures) = parse(reply)?;
+                Ok(ClusterCounts {
+                    consecutive,
+                    calls,
+                    failures,
+                })
+            })
+            .collect::<Result<_, BackendError>>()?;
+        let states = replies
+            .by_ref()
+            .take(names.len())
+            .map(|reply| parse(reply).map(view_of))
+            .collect::<Result<_, BackendError>>()?;
+        let configs = replies
+            .map(|reply| {
+                let (version, origin, json): (Option<u64>, Option<String>, Option<String>) =
+                    parse(reply)?;
+                Ok(version
+                    .zip(origin)
+                    .zip(json)
+                    .map(|((version, origin), json)| SharedConfig {
+                        version,
+                        origin,
+                        json,
+                    }))
+            })
+            .collect::<Result<_, BackendError>>()?;
+        Ok(Exchanged {
+            counts,
+            states,
+            configs,
+        })
     }
 }

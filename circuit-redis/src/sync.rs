@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use circuit_runtime::{CircuitBreaker, Metrics, Registry, State, TransitionCause};
 
-use crate::backend::{Backend, BackendError, Change, ClusterState, CountReport, Published};
+use crate::backend::{
+    Backend, BackendError, Change, ClusterCounts, ClusterState, CountReport, Published,
+    SharedConfig,
+};
 use circuit_runtime::Config;
 
 /// What the handle and the registry's hook read of a running sync.
@@ -156,27 +159,17 @@ impl<B: Backend> Syncer<B> {
         self.status.degraded.load(Ordering::Relaxed)
     }
 
-    /// One round: publish what changed here, then read what changed
-    /// elsewhere, then claim the trials that are due.
+    /// One round: one exchange with the store (this replica's counts
+    /// out, the cluster's view in), then what it calls for: adopt other
+    /// replicas' transitions and configurations, trip on the cluster's
+    /// counts, publish what changed here, claim the trials that are due.
+    /// A round with nothing to publish or claim is one round trip.
     pub(crate) async fn round(&mut self) {
         self.mark_breakers();
-        let outcome = match self.share_counts().await {
-            Ok(()) => self.publish_pending().await,
-            Err(error) => Err(error),
-        };
-        let outcome = match outcome {
-            Ok(()) => match self.pull().await {
-                Ok(()) => match self.share_configs().await {
-                    Ok(()) => self.claim_trials().await,
-                    Err(error) => Err(error),
-                },
-                Err(error) => Err(error),
-            },
-            Err(error) => Err(error),
-        };
+        let outcome = self.sync().await;
         match outcome {
             Ok(()) => {
-                // Rejoined already: `pull` does it before it applies anything.
+                // Rejoined already: `sync` does it before it applies anything.
                 self.last_good = Instant::now();
                 *self
                     .status
@@ -242,74 +235,113 @@ impl<B: Backend> Syncer<B> {
         }
     }
 
-    /// For each name whose counts are shared: adds this replica's
-    /// outcomes since its last report to the cluster's, and trips the
-    /// breaker when the cluster's failures in a row, or its failure rate
-    /// over the breaker's time window, reach the breaker's thresholds. The
-    /// trip is published like any.
-    async fn share_counts(&mut self) -> Result<(), BackendError> {
-        for name in self.counted.clone() {
-            let Some(breaker) = self.registry.get(&name) else {
+    async fn sync(&mut self) -> Result<(), BackendError> {
+        self.publish_configs().await?;
+        let reports = self.count_reports();
+        let names = self.names.clone();
+        let exchanged = self.backend.exchange(&reports, &names).await?;
+        // The store answered: a shared open applied now is held like any.
+        self.rejoin();
+        // A name with a transition of its own to publish is adopted after
+        // the publication, which is judged by what this replica knew when
+        // it made the transition (the fencing token), and only if the
+        // publication taught it nothing newer.
+        let mut after_publishing = Vec::new();
+        for (name, cluster) in names.iter().zip(exchanged.states) {
+            if self.pending.contains_key(name) {
+                let known = self.known.get(name).copied().unwrap_or_default();
+                after_publishing.push((name, cluster, known));
+            } else {
+                self.adopt(name, &cluster);
+            }
+        }
+        self.apply_configs(&names, exchanged.configs);
+        for ((name, report), cluster) in reports.iter().zip(&exchanged.counts) {
+            self.trip_on_counts(name, report, cluster);
+        }
+        self.publish_pending().await?;
+        for (name, cluster, known) in after_publishing {
+            if self.known.get(name).copied().unwrap_or_default() == known {
+                self.adopt(name, &cluster);
+            }
+        }
+        self.claim_trials().await
+    }
+
+    /// Each counted name's outcomes since its last report: only a closed
+    /// period's calls count, from the first round that sees the breaker;
+    /// a new period starts from what the breaker has now.
+    fn count_reports(&mut self) -> Vec<(String, CountReport)> {
+        let mut reports = Vec::new();
+        for name in &self.counted {
+            let Some(breaker) = self.registry.get(name) else {
                 continue;
             };
             let metrics = breaker.metrics();
-            let delta = self
-                .reported
-                .get(&name)
-                .map_or_else(Metrics::default, |before| metrics.since(before));
-            let (successes, failures) = (delta.successful_calls, delta.failed_calls);
-            if breaker.state() != State::Closed || !self.reported.contains_key(&name) {
-                // Only a closed period's calls count, from the first round
-                // that sees the breaker; a new period starts from what the
-                // breaker has now.
-                self.reported.insert(name.clone(), metrics);
+            // Counted as reported before the store answers: a report that
+            // timed out may have been added, and is not added twice
+            // (counts are lost rather than doubled).
+            let Some(before) = self.reported.insert(name.clone(), metrics.clone()) else {
+                continue;
+            };
+            if breaker.state() != State::Closed {
                 continue;
             }
-            let config = breaker.config();
-            let report = CountReport {
-                calls: successes + failures,
-                failures,
-                succeeded: successes > 0,
-                consecutive: u64::from(metrics.consecutive_failures),
-                window: config.window_duration(),
-            };
-            // Counted as reported before the answer: a report that timed
-            // out may have been added, and is not added twice (counts are
-            // lost rather than doubled).
-            self.reported.insert(name.clone(), metrics);
-            let cluster = self.backend.share_counts(&name, &report).await?;
-            let rate_reached = config.failure_rate_threshold().is_some_and(|threshold| {
-                report.window.is_some()
-                    && cluster.calls >= u64::from(config.minimum_calls())
-                    && cluster.calls > 0
-                    && ratio(cluster.failures, cluster.calls) >= threshold
-            });
-            let cause = if cluster.consecutive >= u64::from(config.failure_threshold()) {
-                TransitionCause::ConsecutiveFailures
-            } else if rate_reached {
-                TransitionCause::FailureRate
-            } else {
-                continue;
-            };
-            if breaker.state() == State::Closed {
-                breaker.apply_remote(State::Open, None);
-                self.pending.entry(name).or_default().push(LocalChange {
+            let delta = metrics.since(&before);
+            let (successes, failures) = (delta.successful_calls, delta.failed_calls);
+            reports.push((
+                name.clone(),
+                CountReport {
+                    calls: successes + failures,
+                    failures,
+                    succeeded: successes > 0,
+                    consecutive: u64::from(metrics.consecutive_failures),
+                    window: breaker.config().window_duration(),
+                },
+            ));
+        }
+        reports
+    }
+
+    /// Trips `name`'s breaker when the cluster's failures in a row, or its
+    /// failure rate over the breaker's time window, reach the breaker's
+    /// thresholds. The trip is published like any.
+    fn trip_on_counts(&mut self, name: &str, report: &CountReport, cluster: &ClusterCounts) {
+        let Some(breaker) = self.registry.get(name) else {
+            return;
+        };
+        let config = breaker.config();
+        let rate_reached = config.failure_rate_threshold().is_some_and(|threshold| {
+            report.window.is_some()
+                && cluster.calls >= u64::from(config.minimum_calls())
+                && cluster.calls > 0
+                && ratio(cluster.failures, cluster.calls) >= threshold
+        });
+        let cause = if cluster.consecutive >= u64::from(config.failure_threshold()) {
+            TransitionCause::ConsecutiveFailures
+        } else if rate_reached {
+            TransitionCause::FailureRate
+        } else {
+            return;
+        };
+        // Not if another replica's trip was adopted in this round.
+        if breaker.state() == State::Closed {
+            breaker.apply_remote(State::Open, None);
+            self.pending
+                .entry(name.to_owned())
+                .or_default()
+                .push(LocalChange {
                     state: State::Open,
                     cause,
                     by_shared_counts: true,
                 });
-            }
         }
-        Ok(())
     }
 
-    /// Publishes a reconfiguration made here (in code or by a file), and
-    /// applies one made on another replica in place, on the breaker's own
-    /// clock, as a running breaker is reconfigured: a later change on any
-    /// replica replaces it, and is shared in turn. The configuration a
-    /// breaker starts with is its replica's own, and is not published; a
-    /// change shared before this replica started is not applied.
-    async fn share_configs(&mut self) -> Result<(), BackendError> {
+    /// Publishes a reconfiguration made here (in code or by a file). The
+    /// configuration a breaker starts with is its replica's own, and is
+    /// not published.
+    async fn publish_configs(&mut self) -> Result<(), BackendError> {
         for name in &self.names {
             let Some(breaker) = self.registry.get(name) else {
                 continue;
@@ -331,8 +363,14 @@ impl<B: Backend> Syncer<B> {
                 self.configs.insert(name.clone(), current);
             }
         }
-        let names = self.names.clone();
-        let shared = self.backend.pull_configs(&names).await?;
+        Ok(())
+    }
+
+    /// Applies a reconfiguration made on another replica in place, on the
+    /// breaker's own clock, as a running breaker is reconfigured: a later
+    /// change on any replica replaces it, and is shared in turn. A change
+    /// shared before this replica started is not applied.
+    fn apply_configs(&mut self, names: &[String], shared: Vec<Option<SharedConfig>>) {
         for (name, shared) in names.iter().zip(shared) {
             let Some(version) = self.config_versions.get(name).copied() else {
                 // What was shared before this replica started is not its
@@ -359,7 +397,6 @@ impl<B: Backend> Syncer<B> {
             // As seen running: not published back.
             self.configs.insert(name.clone(), breaker.config());
         }
-        Ok(())
     }
 
     async fn publish_pending(&mut self) -> Result<(), BackendError> {
@@ -455,19 +492,6 @@ impl<B: Backend> Syncer<B> {
                         return Ok(());
                     }
                 }
-            }
-        }
-        Ok(())
-    }
-
-    async fn pull(&mut self) -> Result<(), BackendError> {
-        let names = self.names.clone();
-        let states = self.backend.pull(&names).await?;
-        // The store answered: a shared open applied now is held like any.
-        self.rejoin();
-        for (name, cluster) in names.iter().zip(&states) {
-            if !self.pending.contains_key(name) {
-                self.adopt(name, cluster);
             }
         }
         Ok(())
@@ -594,6 +618,8 @@ mod tests {
         configs: HashMap<String, crate::backend::SharedConfig>,
         down: bool,
         publications: usize,
+        /// Calls of any operation: each is a round trip to a real store.
+        round_trips: usize,
     }
 
     impl Backend for &mut FakeStore {
@@ -604,6 +630,7 @@ mod tests {
             change: &Change,
             origin: &str,
         ) -> Result<Published, BackendError> {
+            self.round_trips += 1;
             if self.down {
                 return Err("connection refused".into());
             }
@@ -633,23 +660,37 @@ mod tests {
             Ok(Published::Won(expected + 1))
         }
 
-        async fn share_counts(
+        async fn exchange(
             &mut self,
-            name: &str,
-            report: &CountReport,
-        ) -> Result<crate::backend::ClusterCounts, BackendError> {
+            reports: &[(String, CountReport)],
+            names: &[String],
+        ) -> Result<crate::backend::Exchanged, BackendError> {
+            self.round_trips += 1;
             if self.down {
                 return Err("connection refused".into());
             }
-            let counts = self.counts.entry(name.to_owned()).or_default();
-            counts.consecutive = if report.succeeded {
-                report.consecutive
-            } else {
-                counts.consecutive + report.failures
-            };
-            counts.calls += report.calls;
-            counts.failures += report.failures;
-            Ok(*counts)
+            let mut exchanged = crate::backend::Exchanged::default();
+            for (name, report) in reports {
+                let counts = self.counts.entry(name.clone()).or_default();
+                counts.consecutive = if report.succeeded {
+                    report.consecutive
+                } else {
+                    counts.consecutive + report.failures
+                };
+                counts.calls += report.calls;
+                counts.failures += report.failures;
+                exchanged.counts.push(*counts);
+            }
+            for name in names {
+                exchanged.states.push(
+                    self.states
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(ClusterState::empty),
+                );
+                exchanged.configs.push(self.configs.get(name).cloned());
+            }
+            Ok(exchanged)
         }
 
         async fn publish_config(
@@ -658,6 +699,7 @@ mod tests {
             config: &str,
             origin: &str,
         ) -> Result<u64, BackendError> {
+            self.round_trips += 1;
             if self.down {
                 return Err("connection refused".into());
             }
@@ -673,25 +715,13 @@ mod tests {
             Ok(version)
         }
 
-        async fn pull_configs(
-            &mut self,
-            names: &[String],
-        ) -> Result<Vec<Option<crate::backend::SharedConfig>>, BackendError> {
-            if self.down {
-                return Err("connection refused".into());
-            }
-            Ok(names
-                .iter()
-                .map(|name| self.configs.get(name).cloned())
-                .collect())
-        }
-
         async fn claim_trial(
             &mut self,
             name: &str,
             origin: &str,
             _lease: Duration,
         ) -> Result<bool, BackendError> {
+            self.round_trips += 1;
             if self.down {
                 return Err("connection refused".into());
             }
@@ -700,21 +730,6 @@ mod tests {
                 .entry(name.to_owned())
                 .or_insert_with(|| origin.to_owned());
             Ok(holder == origin)
-        }
-
-        async fn pull(&mut self, names: &[String]) -> Result<Vec<ClusterState>, BackendError> {
-            if self.down {
-                return Err("connection refused".into());
-            }
-            Ok(names
-                .iter()
-                .map(|name| {
-                    self.states
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_else(ClusterState::empty)
-                })
-                .collect())
         }
     }
 
@@ -978,6 +993,36 @@ mod tests {
     }
 
     #[test]
+    fn a_round_without_news_is_one_round_trip_that_pushes_counts_and_pulls_the_view() {
+        let mut store = FakeStore::default();
+        let config = Config::builder().failure_threshold(10).build().unwrap();
+        let mut a = counted(&mut store, "a", config);
+        let breaker = a.registry.get("db").unwrap();
+        block_on(a.round());
+        breaker.record_failure();
+        breaker.record_success();
+        breaker.record_failure();
+        a.backend.round_trips = 0;
+        block_on(a.round());
+        assert_eq!(a.backend.round_trips, 1, "one exchange");
+        assert_eq!(
+            a.backend.counts["db"],
+            crate::backend::ClusterCounts {
+                consecutive: 1,
+                calls: 3,
+                failures: 2,
+            },
+            "the outcomes since the last round, pushed"
+        );
+        // Another replica's trip, pulled by the next round's one exchange.
+        a.backend.states.insert("db".into(), shared_open("b"));
+        a.backend.round_trips = 0;
+        block_on(a.round());
+        assert_eq!(a.backend.round_trips, 1, "one exchange");
+        assert_eq!(breaker.state(), State::Open, "the shared trip, applied");
+    }
+
+    #[test]
     fn a_success_on_a_replica_breaks_the_clusters_run_of_failures() {
         let mut store = FakeStore::default();
         let config = Config::builder().failure_threshold(3).build().unwrap();
@@ -1083,7 +1128,7 @@ mod tests {
         store.states.insert("db".into(), shared_open("b"));
         let mut a = replica(&mut store, "a", Duration::from_secs(1));
         a.registry.get("db").unwrap().record_failure();
-        block_on(a.pull()).unwrap();
+        block_on(a.round());
         a.note_local("db", trip());
         block_on(a.round());
         drop(a);
@@ -1103,7 +1148,7 @@ mod tests {
         let mut a = replica(&mut store, "a", Duration::from_secs(1));
         let breaker = a.registry.get("db").unwrap();
         breaker.record_failure();
-        block_on(a.pull()).unwrap();
+        block_on(a.round());
         assert_eq!(breaker.state(), State::Closed, "the reset applied");
         a.note_local("db", trip());
         block_on(a.round());

@@ -304,7 +304,7 @@ fn with_a_quorum_one_replicas_trip_stays_its_own_until_another_trips() {
     let redis = RedisServer::start();
     let replica = |id: &str| {
         Replica::built(&redis.url(), id, "quorum.db", config(1), |builder| {
-            builder.share("quorum.db").quorum(2)
+            builder.share_transitions("quorum.db").quorum(2)
         })
     };
     let (a, b, c) = (replica("a"), replica("b"), replica("c"));

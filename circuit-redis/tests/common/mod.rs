@@ -116,7 +116,7 @@ impl Replica {
             if counts {
                 builder.share_counters(name)
             } else {
-                builder.share(name)
+                builder.share_transitions(name)
             }
         })
     }
