@@ -182,6 +182,54 @@ fn calls_allocate_nothing_with_a_prometheus_exporter_installed_and_fed() {
 }
 
 #[test]
+fn timed_calls_allocate_nothing_beyond_the_exporters_own_histogram_storage() {
+    // A slow-call rule makes the breaker time its calls, and with the
+    // `metrics` feature each duration goes into the exporter's
+    // `circuit_breaker_call_duration_seconds` histogram as the call ends.
+    // The Prometheus exporter stores a histogram's samples in blocks of 64
+    // until a scrape drains them, so recording a sample allocates a block
+    // now and then whoever records it: the breaker must add nothing to
+    // what recording the same samples directly costs.
+    const TIMED_CALLS: u64 = 10_000;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let direct = metrics::histogram!("direct_samples_seconds");
+        direct.record(0.0);
+        let before = ALLOCATIONS.with(Cell::get);
+        for _ in 0..TIMED_CALLS {
+            direct.record(black_box(0.0));
+        }
+        let storage = ALLOCATIONS.with(Cell::get) - before;
+        assert!(storage > 0, "the exporter's storage allocates: {storage}");
+
+        let config = Config::builder()
+            .slow_call_duration(Duration::from_secs(1))
+            .build()
+            .expect("a valid config");
+        let breaker = breaker(config);
+        let call = || {
+            let result = breaker.call(|| Ok::<_, ()>(black_box(42_u64)));
+            black_box(result).expect("a closed breaker runs the call");
+        };
+        call();
+        let before = ALLOCATIONS.with(Cell::get);
+        for _ in 0..TIMED_CALLS {
+            call();
+        }
+        let allocations = ALLOCATIONS.with(Cell::get) - before;
+        assert_eq!(
+            allocations, storage,
+            "{TIMED_CALLS} timed calls allocate what {TIMED_CALLS} samples recorded directly do"
+        );
+    });
+    assert!(handle.render().contains(&format!(
+        r#"circuit_breaker_call_duration_seconds_count{{name="allocations"}} {}"#,
+        TIMED_CALLS + 1
+    )));
+}
+
+#[test]
 fn an_observed_rejection_allocates_nothing() {
     let breaker = breaker(Config::default());
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));

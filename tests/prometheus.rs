@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use circuit_runtime::{CircuitBreaker, Config, FallbackReason, ManualClock, Registry};
+use circuit_runtime::{
+    CallError, CircuitBreaker, Config, FallbackReason, ManualClock, Registry, State,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// A Prometheus exporter of the test's own.
@@ -37,6 +39,46 @@ fn rated(clock: &ManualClock) -> Config {
         .unwrap()
 }
 
+/// A call through `breaker` that takes `millis` on `clock`, then succeeds
+/// or fails.
+fn call_taking(breaker: &CircuitBreaker, clock: &ManualClock, millis: u64, ok: bool) {
+    let _ = breaker.call(|| {
+        clock.advance(Duration::from_millis(millis));
+        ok.then_some(()).ok_or(())
+    });
+}
+
+/// A "not found" that takes `millis`: the classifier says it is no
+/// failure, so a closed breaker counts it as ignored (timed, but outside
+/// the window).
+fn ignored_taking(breaker: &CircuitBreaker, clock: &ManualClock, millis: u64) {
+    let result = breaker.call_with(
+        |_: &u16| false,
+        || {
+            clock.advance(Duration::from_millis(millis));
+            Err::<(), u16>(404)
+        },
+    );
+    assert!(matches!(result, Err(CallError::Failed(404))));
+}
+
+/// A failing call that takes `millis` (when it runs), whose fallback
+/// serves the caller instead: returns why the fallback ran.
+fn falling_back_taking(
+    breaker: &CircuitBreaker,
+    clock: &ManualClock,
+    millis: u64,
+) -> FallbackReason {
+    let served = breaker.call_or_else(
+        || {
+            clock.advance(Duration::from_millis(millis));
+            Err(())
+        },
+        |cause| Ok::<_, ()>(cause.reason()),
+    );
+    served.expect("the fallback serves every call")
+}
+
 #[test]
 fn a_scrape_shows_state_calls_transitions_fallbacks_rates_and_durations() {
     let (recorder, handle) = exporter();
@@ -44,15 +86,13 @@ fn a_scrape_shows_state_calls_transitions_fallbacks_rates_and_durations() {
     let clock = ManualClock::new();
     metrics::with_local_recorder(&recorder, || {
         let checkout = registry.get_or_create("checkout", rated(&clock));
-        let call_taking = |millis: u64, ok: bool| {
-            let _ = checkout.call(|| {
-                clock.advance(Duration::from_millis(millis));
-                ok.then_some(()).ok_or(())
-            });
-        };
-        call_taking(100, true);
-        call_taking(1500, true);
-        call_taking(200, false);
+        let fall_back = |millis| falling_back_taking(&checkout, &clock, millis);
+        call_taking(&checkout, &clock, 100, true);
+        call_taking(&checkout, &clock, 1500, true);
+        for _ in 0..3 {
+            ignored_taking(&checkout, &clock, 50);
+        }
+        assert_eq!(fall_back(200), FallbackReason::Failed);
         registry.publish_metrics();
         let scrape = handle.render();
         assert_eq!(
@@ -61,10 +101,13 @@ fn a_scrape_shows_state_calls_transitions_fallbacks_rates_and_durations() {
             "no rate while the window holds fewer than minimum_calls:\n{scrape}"
         );
 
-        call_taking(300, false);
-        let _ = checkout.call(|| Ok::<_, ()>(()));
-        checkout.record_fallback(FallbackReason::Rejected);
-        let _ = checkout.call_with(|(): &()| false, || Err::<(), ()>(()));
+        // The fourth outcome in the window, the second failure: it opens.
+        assert_eq!(fall_back(300), FallbackReason::Failed);
+        assert_eq!(checkout.state(), State::Open);
+        assert_eq!(fall_back(0), FallbackReason::Rejected);
+        // Open, a classifier changes nothing: the call is rejected unrun.
+        let rejected = checkout.call_with(|(): &()| false, || Err::<(), ()>(()));
+        assert!(matches!(rejected, Err(CallError::Rejected(_))));
         registry.publish_metrics();
     });
     let scrape = handle.render();
@@ -77,7 +120,7 @@ fn a_scrape_shows_state_calls_transitions_fallbacks_rates_and_durations() {
         [
             r#"circuit_breaker_calls_total{name="checkout",result="bulkhead_rejected"} 0"#,
             r#"circuit_breaker_calls_total{name="checkout",result="failure"} 2"#,
-            r#"circuit_breaker_calls_total{name="checkout",result="ignored"} 0"#,
+            r#"circuit_breaker_calls_total{name="checkout",result="ignored"} 3"#,
             r#"circuit_breaker_calls_total{name="checkout",result="rejected"} 2"#,
             r#"circuit_breaker_calls_total{name="checkout",result="success"} 2"#,
         ]
@@ -91,11 +134,12 @@ fn a_scrape_shows_state_calls_transitions_fallbacks_rates_and_durations() {
     assert_eq!(
         samples(&scrape, "circuit_breaker_fallback_calls_total"),
         [
-            r#"circuit_breaker_fallback_calls_total{name="checkout",reason="failed"} 0"#,
+            r#"circuit_breaker_fallback_calls_total{name="checkout",reason="failed"} 2"#,
             r#"circuit_breaker_fallback_calls_total{name="checkout",reason="rejected"} 1"#,
         ]
     );
-    // Open, the window still holds the outcomes that tripped it.
+    // Open, the window still holds the outcomes that tripped it; the
+    // ignored calls never entered it.
     assert_eq!(
         samples(&scrape, "circuit_breaker_failure_rate"),
         [r#"circuit_breaker_failure_rate{name="checkout"} 0.5"#]
@@ -106,12 +150,12 @@ fn a_scrape_shows_state_calls_transitions_fallbacks_rates_and_durations() {
     );
     assert!(
         samples(&scrape, "circuit_breaker_call_duration_seconds_count")
-            == [r#"circuit_breaker_call_duration_seconds_count{name="checkout"} 4"#],
-        "one duration per call that ran to a verdict:\n{scrape}"
+            == [r#"circuit_breaker_call_duration_seconds_count{name="checkout"} 7"#],
+        "one duration per call that ran to a verdict, ignored ones included:\n{scrape}"
     );
     assert!(
         samples(&scrape, "circuit_breaker_call_duration_seconds_sum")
-            == [r#"circuit_breaker_call_duration_seconds_sum{name="checkout"} 2.1"#],
+            == [r#"circuit_breaker_call_duration_seconds_sum{name="checkout"} 2.25"#],
         "{scrape}"
     );
     assert!(scrape.contains("# HELP circuit_breaker_state Circuit breaker state: 0 closed"));
