@@ -10,8 +10,9 @@
 //!   is switched with `curl -X PUT <upstream>/failure-rate/100` (or `/0`);
 //! - the service:
 //!   - `GET /quotes/{id}`: an `async fn` under `#[circuit_breaker]` with a
-//!     fallback, which answers from a cache when the upstream fails or the
-//!     breaker is open;
+//!     fallback: each good quote is cached, and the fallback answers with
+//!     the cached one (`"source": "cache"`) when the upstream fails or the
+//!     breaker is open, or 503 when it has none;
 //!   - `GET /inventory/{id}`: a route behind the tower layer, which
 //!     answers 503 with `Retry-After` while its breaker is open;
 //!   - `GET /health/circuits` (and `/health/circuit-breakers`): the
@@ -22,9 +23,11 @@
 //!
 //! The breakers' options come from `examples/axum_service.toml`.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Path, State};
@@ -40,7 +43,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
@@ -82,12 +85,35 @@ pub async fn start(port: u16) -> std::io::Result<Addresses> {
     })
 }
 
+/// The port the `PORT` variable asks for (`value`), or 0, any free one,
+/// when it is not set.
+///
+/// # Errors
+///
+/// A sentence that names the variable and quotes what it holds, when that
+/// is not a port number: a typo must not quietly move the service to a
+/// port nobody knows.
+pub fn port_from(value: Option<OsString>) -> Result<u16, String> {
+    let Some(value) = value else {
+        return Ok(0);
+    };
+    let expected = "PORT must be a port number from 0 to 65535 (0 for any free one)";
+    let text = value
+        .to_str()
+        .ok_or_else(|| format!("{expected}, got {value:?}, which is not UTF-8"))?;
+    text.parse()
+        .map_err(|_| format!("{expected}, got `{text}`"))
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let port = std::env::var("PORT")
-        .ok()
-        .and_then(|port| port.parse().ok())
-        .unwrap_or(0);
+    let port = match port_from(std::env::var_os("PORT")) {
+        Ok(port) => port,
+        Err(message) => {
+            eprintln!("axum_service: {message}");
+            std::process::exit(2);
+        }
+    };
     let addresses = start(port).await?;
     println!("service:  http://{}", addresses.service);
     println!("upstream: http://{}", addresses.upstream);
@@ -136,6 +162,7 @@ fn app(upstream: Upstream, metrics: PrometheusHandle) -> Router {
 
     Router::new()
         .route("/quotes/{id}", get(quote))
+        .with_state(Quotes::new(upstream))
         .route_service("/inventory/{id}", inventory)
         .route_service("/health/circuits", HealthService::new(registry()))
         .route_service("/health/circuit-breakers", HealthService::new(registry()))
@@ -147,26 +174,91 @@ fn app(upstream: Upstream, metrics: PrometheusHandle) -> Router {
                 metrics.render()
             }),
         )
-        .with_state(upstream)
 }
 
-async fn quote(State(upstream): State<Upstream>, Path(id): Path<u32>) -> Json<Value> {
-    match fetch_quote(&upstream, id).await {
-        Ok(price) => Json(json!({ "id": id, "price": price, "source": "upstream" })),
-        Err(err) => Json(json!({ "id": id, "error": err.0 })),
+async fn quote(State(quotes): State<Quotes>, Path(id): Path<u32>) -> Response {
+    match fetch_quote(&quotes, id).await {
+        Ok(Quote { price, source }) => {
+            Json(json!({ "id": id, "price": price, "source": source })).into_response()
+        }
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "id": id, "error": err.0 })),
+        )
+            .into_response(),
     }
 }
 
-/// The upstream's price, or the cached one when the call fails or the
-/// breaker is open.
+/// The upstream's price, cached as it arrives; or the cached one when the
+/// call fails or the breaker is open.
 #[circuit_breaker(name = "quotes", fallback = cached_quote, fallback_on = "any_error")]
-async fn fetch_quote(upstream: &Upstream, id: u32) -> Result<f64, UpstreamError> {
-    upstream.quote(id).await
+async fn fetch_quote(quotes: &Quotes, id: u32) -> Result<Quote, UpstreamError> {
+    let price = quotes.upstream.quote(id).await?;
+    quotes.remember(id, price);
+    Ok(Quote {
+        price,
+        source: "upstream",
+    })
 }
 
 #[allow(clippy::unused_async)] // a fallback of an `async fn` is one too
-async fn cached_quote(_upstream: &Upstream, _id: u32) -> Result<f64, UpstreamError> {
-    Err(UpstreamError("served from cache".to_owned()))
+async fn cached_quote(quotes: &Quotes, id: u32) -> Result<Quote, UpstreamError> {
+    quotes
+        .cached(id)
+        .map(|price| Quote {
+            price,
+            source: "cache",
+        })
+        .ok_or_else(|| {
+            UpstreamError(format!(
+                "no quote for {id}: the upstream is down and none is cached"
+            ))
+        })
+}
+
+/// A price, and where it came from: `"upstream"` or `"cache"`.
+#[derive(Clone, Copy, Debug)]
+struct Quote {
+    price: f64,
+    source: &'static str,
+}
+
+/// The quotes route's state: the upstream, and the last good price of
+/// each quote, which the fallback serves.
+#[derive(Clone)]
+struct Quotes {
+    upstream: Upstream,
+    cache: Arc<Mutex<HashMap<u32, f64>>>,
+}
+
+impl Quotes {
+    /// Quotes kept at most: ids come from the request path, so an
+    /// unbounded cache would grow with whatever clients ask for.
+    const CACHED: usize = 1024;
+
+    fn new(upstream: Upstream) -> Self {
+        Quotes {
+            upstream,
+            cache: Arc::default(),
+        }
+    }
+
+    fn remember(&self, id: u32, price: f64) {
+        // A panic elsewhere while the lock was held leaves a map of
+        // prices, each whole: still good to serve.
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= Self::CACHED && !cache.contains_key(&id) {
+            if let Some(&evicted) = cache.keys().next() {
+                cache.remove(&evicted);
+            }
+        }
+        cache.insert(id, price);
+    }
+
+    fn cached(&self, id: u32) -> Option<f64> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.get(&id).copied()
+    }
 }
 
 /// An HTTP client of the upstream.

@@ -118,8 +118,9 @@ const HEALTH_ATTRIBUTE: &str = r#"data-health="/health/circuits""#;
 /// build step, no CDN, no framework) that polls the health endpoint every
 /// second and draws each breaker as a card, open circuits first: its state
 /// colour, failure rate against its threshold, calls, rejections, time
-/// until the next trial, and a sparkline of its last five minutes. It
-/// reads on a phone and on a wall screen.
+/// until the next trial, and a sparkline of its calls since the page
+/// opened (up to five minutes: the health endpoint reports counters, not
+/// history). It reads on a phone and on a wall screen.
 ///
 /// ```
 /// use circuit_runtime::http::DashboardService;

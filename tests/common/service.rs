@@ -1,12 +1,13 @@
 //! What the tests of the example service share: a hand-written HTTP/1.1
 //! client (it shares no code with the service it checks), and its
-//! breakers' options on a manual clock. Included by `#[path]`.
+//! breakers, with the options of its configuration file, on a manual
+//! clock. Included by `#[path]`.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use circuit_runtime::{registry, Config, ManualClock};
+use circuit_runtime::{registry, Config, ManualClock, Registry};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -80,19 +81,46 @@ pub async fn json(addr: SocketAddr, path: &str) -> (u16, Value) {
     )
 }
 
-/// Gives `names` the example's options (`examples/axum_service.toml`) on
-/// a manual clock, before their first call: an open circuit stays open
-/// until the test moves the clock, however slow the machine.
+/// The example's configuration file.
+pub const CONFIG_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/axum_service.toml");
+
+/// Builds the example's breakers `names` now, before their first call,
+/// with the options of its configuration file and only the clock swapped
+/// for a manual one: an open circuit stays open until the test moves the
+/// clock, however slow the machine, and a change to the file is what the
+/// test exercises. Call it after `axum_service::start`, which loads the
+/// file.
+///
+/// The clock comes in as the breakers' code options (with no option of
+/// their own), which the registry layers the file's options over.
 pub fn on_a_manual_clock(names: &[&str]) -> ManualClock {
     let clock = ManualClock::new();
+    let on_the_clock = Config::builder().clock(clock.clone()).build().unwrap();
+    // The file's options, read apart from the service's registry.
+    let file = Registry::new();
+    file.load_toml_file(CONFIG_FILE).unwrap();
     for name in names {
-        let config = Config::builder()
-            .failure_threshold(3)
-            .recovery_timeout(Duration::from_secs(2))
-            .clock(clock.clone())
-            .build()
-            .unwrap();
-        registry().configure(name, config);
+        assert!(
+            registry().get(name).is_none(),
+            "`{name}` was called before the test put it on its clock"
+        );
+        let breaker = registry().get_or_create(name, on_the_clock.clone());
+        let config = breaker.config();
+        assert_eq!(config.manual_clock(), Some(&clock), "{name}");
+        let from_file = file.get_or_create(name, Config::default()).config();
+        assert!(
+            config.differences(&from_file).is_empty(),
+            "`{name}` differs from {CONFIG_FILE} in {:?}",
+            config.differences(&from_file)
+        );
     }
     clock
+}
+
+/// The configuration `name` runs with: the file's options.
+pub fn config_of(name: &str) -> Config {
+    registry()
+        .get(name)
+        .unwrap_or_else(|| panic!("no breaker `{name}`"))
+        .config()
 }
