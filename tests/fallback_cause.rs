@@ -175,7 +175,7 @@ fn a_methods_fallback_gets_the_receiver_the_arguments_and_the_cause() {
     assert_eq!(quotes.quote("ACME").unwrap(), "stale ACME: rejected");
 }
 
-#[circuit_runtime::retry(max_retries = 1, base_delay = "1ms", jitter = "none")]
+#[circuit_runtime::retry(max_retries = 1, base_delay = "0s", jitter = "none")]
 #[circuit_breaker(
     name = "fallback_cause.retried",
     failure_threshold = 5,

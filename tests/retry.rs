@@ -12,7 +12,9 @@ use circuit_runtime::retry::{
     classify_error, retry, retry_async, retry_if, Classify, ErrorCategory, Jitter, RetryBudget,
     RetryConfig, Severity, TokioSleeper,
 };
-use circuit_runtime::{CallError, CircuitBreaker, Config, ConfigError, ManualClock, State};
+use circuit_runtime::{
+    CallError, CircuitBreaker, Config, ConfigError, ManualClock, State, TimeoutError,
+};
 
 fn secs(secs: u64) -> Duration {
     Duration::from_secs(secs)
@@ -416,6 +418,89 @@ fn async_retries_run_on_the_futures_executor_with_a_manual_clock_sleeper() {
     let result = futures::executor::block_on(retry_async(&config, sleeper, || flaky(&attempts, 2)));
     assert_eq!(result.unwrap(), 3);
     assert_eq!(clock.now() - start, secs(3));
+}
+
+#[test]
+fn an_attempt_past_attempt_timeout_is_cut_off_and_the_next_one_runs() {
+    let clock = ManualClock::new();
+    let start = clock.now();
+    // Moves the clock when polled: an attempt that completes at once
+    // never polls its limit.
+    let sleeper = |delay| {
+        let clock = clock.clone();
+        async move { clock.advance(delay) }
+    };
+    let config = RetryConfig::builder()
+        .base_delay(secs(1))
+        .jitter(Jitter::None)
+        .attempt_timeout(secs(2))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_eq!(config.attempt_timeout(), secs(2));
+    let attempts = AtomicU32::new(0);
+    let result = futures::executor::block_on(retry_async(&config, sleeper, || {
+        let attempt = attempts.fetch_add(1, Ordering::Relaxed);
+        async move {
+            if attempt == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, std::io::Error>(attempt)
+        }
+    }));
+    assert_eq!(result.unwrap(), 1, "the hanging first attempt was cut off");
+    assert_eq!(
+        clock.now() - start,
+        secs(2 + 1),
+        "its limit, then the delay"
+    );
+}
+
+#[test]
+fn attempts_that_all_time_out_end_in_the_timeout_error() {
+    let sleeper = |_| std::future::ready(());
+    let config = RetryConfig::builder()
+        .max_retries(2)
+        .base_delay(Duration::ZERO)
+        .attempt_timeout(Duration::from_millis(250))
+        .build()
+        .unwrap();
+    let attempts = AtomicU32::new(0);
+    let error = futures::executor::block_on(retry_async(&config, sleeper, || {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        std::future::pending::<Result<(), std::io::Error>>()
+    }))
+    .unwrap_err();
+    assert_eq!(attempts.load(Ordering::Relaxed), 3, "a timeout is retried");
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    let timeout = error
+        .into_inner()
+        .unwrap()
+        .downcast::<TimeoutError>()
+        .unwrap();
+    assert_eq!(timeout.limit(), Duration::from_millis(250));
+    assert_eq!(
+        timeout.to_string(),
+        "the attempt did not finish within 250ms"
+    );
+}
+
+#[test]
+fn a_zero_attempt_timeout_is_refused() {
+    let error = RetryConfig::builder()
+        .attempt_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        RetryConfig::builder()
+            .max_elapsed(Duration::ZERO)
+            .build()
+            .unwrap_err()
+            .to_string()
+            .replace("max_elapsed", "attempt_timeout")
+    );
+    assert!(error.to_string().contains("`attempt_timeout`"), "{error}");
 }
 
 #[tokio::test(start_paused = true)]

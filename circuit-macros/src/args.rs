@@ -247,6 +247,14 @@ pub fn lit_str(key: &Ident, value: &Expr) -> syn::Result<LitStr> {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
         }) => Ok(lit.clone()),
+        // A bare name was most likely meant as the string itself.
+        Expr::Path(path) if path.qself.is_none() => Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`{key}` takes a string: write `{key} = \"{}\"`",
+                path.to_token_stream().to_string().replace(' ', "")
+            ),
+        )),
         _ => Err(syn::Error::new_spanned(
             value,
             format!(

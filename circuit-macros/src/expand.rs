@@ -27,7 +27,7 @@ use crate::validate;
 pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = args::parse(args, &mut errors);
-    let function = match item::parse(&item) {
+    let function = match item::parse(&item, "circuit_breaker") {
         Ok(function) => Some(function),
         Err(err) => {
             errors.push(err);

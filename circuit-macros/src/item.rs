@@ -52,7 +52,7 @@ impl Parse for Function {
 
 /// Parses the item, or explains which kind of item it is and where the
 /// attribute belongs instead.
-pub fn parse(item: &TokenStream) -> syn::Result<Function> {
+pub fn parse(item: &TokenStream, attribute: &str) -> syn::Result<Function> {
     let function = syn::parse2::<Function>(item.clone());
     if function.is_ok() {
         return function;
@@ -61,8 +61,8 @@ pub fn parse(item: &TokenStream) -> syn::Result<Function> {
         Some(keyword) if keyword != "fn" => Err(syn::Error::new(
             keyword.span(),
             format!(
-                "`#[circuit_breaker]` protects functions and methods, not a `{keyword}`: put it \
-                 on the `fn` whose calls should go through the breaker"
+                "`#[{attribute}]` protects functions and methods, not a `{keyword}`: put it \
+                 on the `fn` whose calls it should protect"
             ),
         )),
         _ => function,

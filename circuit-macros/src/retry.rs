@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, ToTokens};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, ExprLit, FnArg, Ident, Lit, LitStr, Pat, Path, Type};
 
@@ -60,7 +60,7 @@ struct RetryArgs {
 pub fn retry(attribute: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = parse(attribute, &mut errors);
-    let function = match item::parse(&item) {
+    let function = match item::parse(&item, "retry") {
         Ok(function) => Some(function),
         Err(err) => {
             errors.push(err);
@@ -250,6 +250,14 @@ fn out_of_range(value: &Expr, range: circuit_spec::retry::OutOfRange, written: &
 }
 
 fn duration(key: &Ident, value: &Expr) -> syn::Result<(Duration, Span)> {
+    // A bare integer means seconds, as in `#[circuit_breaker]`.
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = value
+    {
+        let seconds = int.base10_parse::<u64>()?;
+        return Ok((Duration::from_secs(seconds), int.span()));
+    }
     let Expr::Lit(ExprLit {
         lit: Lit::Str(lit), ..
     }) = value
@@ -546,8 +554,18 @@ impl Shared<'_> {
         self.sig.asyncness.is_some()
     }
 
+    /// What a timeout becomes in the function's error, checked at its
+    /// return type.
+    fn timed_out(&self) -> TokenStream {
+        let Shared { private, ret, .. } = self;
+        let span = self.ret_span;
+        let path = expand::respan(quote!(#private::timeout_error), span);
+        quote_spanned!(span=> #path::<#ret>)
+    }
+
     fn await_(&self) -> Option<TokenStream> {
-        self.is_async().then(|| quote!(.await))
+        let span = self.ret_span;
+        self.is_async().then(|| quote_spanned!(span=> .await))
     }
 
     /// `retry_plain(retry, judge, attempt)`, or its async twin.
@@ -564,10 +582,11 @@ impl Shared<'_> {
         let (plain, holes, limit) = match &self.limit {
             Some(limit) => {
                 let name = self.sig.ident.to_string();
+                let timed_out = self.timed_out();
                 (
                     quote!(#private::retry_plain_async_timed),
                     quote!(_, _, _, _),
-                    Some(quote!(#limit, #name,)),
+                    Some(quote!(#limit, #name, #timed_out,)),
                 )
             }
             None if self.is_async() => (
@@ -579,7 +598,10 @@ impl Shared<'_> {
         };
         let plain = expand::respan(plain, self.ret_span);
         let await_ = self.await_();
-        quote!(#plain::<#ret, #holes>(#retry, #sleeper #limit #judge, #attempt) #await_)
+        // Spanned at the return type as a whole, so an error type that
+        // lacks a bound is one error there, not one per token.
+        let span = self.ret_span;
+        quote_spanned!(span=> #plain::<#ret, #holes>(#retry, #sleeper #limit #judge, #attempt) #await_)
     }
 
     /// The breaker resolved as `#[circuit_breaker]` resolves it, and every
@@ -616,7 +638,10 @@ impl Shared<'_> {
             }
             None => (quote!(#private::retry_through), quote!(_, _, _)),
         };
-        let limit = self.limit.as_ref().map(|limit| quote!(#limit,));
+        let limit = self.limit.as_ref().map(|limit| {
+            let timed_out = self.timed_out();
+            quote!(#limit, #timed_out,)
+        });
         let through = expand::respan(through, self.ret_span);
         let arguments = expand::arguments(sig);
         let passed: Vec<_> = arguments.iter().map(|argument| &argument.ident).collect();
@@ -648,9 +673,13 @@ impl Shared<'_> {
         }
         .unwrap_or_else(|| quote!(#outcome));
         let await_ = self.await_();
+        let span = self.ret_span;
+        let call = quote_spanned! {span=>
+            #through::<#ret, #holes>(#breaker, #retry, #sleeper #limit #judge, #is_failure, #attempt) #await_
+        };
         quote! {
             #resolve
-            match #through::<#ret, #holes>(#breaker, #retry, #sleeper #limit #judge, #is_failure, #attempt) #await_ {
+            match #call {
                 #private::RetryOutcome::Succeeded(#outcome) => #outcome,
                 #private::RetryOutcome::Failed(#outcome) => #on_failure,
                 #private::RetryOutcome::Rejected(#rejection) => #on_rejection,

@@ -341,19 +341,38 @@ impl CircuitOpenError {
 /// assert_eq!(breaker.metrics().failed_calls, 1);
 /// # });
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("circuit breaker '{name}': the call did not finish within {}", circuit_spec::duration::format(*.limit))]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimeoutError {
     name: &'static str,
     limit: Duration,
 }
+
+impl fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let limit = circuit_spec::duration::format(self.limit);
+        if self.name.is_empty() {
+            // An attempt of `retry_async`, which no breaker names.
+            write!(f, "the attempt did not finish within {limit}")
+        } else {
+            write!(
+                f,
+                "circuit breaker '{}': the call did not finish within {limit}",
+                self.name
+            )
+        }
+    }
+}
+
+impl std::error::Error for TimeoutError {}
 
 impl TimeoutError {
     pub(crate) fn new(name: &'static str, limit: Duration) -> Self {
         TimeoutError { name, limit }
     }
 
-    /// The name of the breaker whose call timed out.
+    /// The name of the breaker whose call timed out; empty for an
+    /// attempt of [`retry_async`](crate::retry::retry_async), which no
+    /// breaker names.
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -469,6 +488,15 @@ impl<E> CallError<E> {
 impl From<CircuitOpenError> for std::io::Error {
     fn from(rejection: CircuitOpenError) -> Self {
         std::io::Error::other(rejection)
+    }
+}
+
+/// A call cut off at its time limit is an [`std::io::ErrorKind::TimedOut`],
+/// so `io::Result` functions take `timeout` and `attempt_timeout` as they
+/// are.
+impl From<TimeoutError> for std::io::Error {
+    fn from(timeout: TimeoutError) -> Self {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, timeout)
     }
 }
 

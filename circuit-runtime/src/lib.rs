@@ -207,7 +207,7 @@ pub use circuit_macros::circuit_breaker;
 ///
 /// static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 ///
-/// #[retry(max_retries = 3, base_delay = "1ms", jitter = "none")]
+/// #[retry(max_retries = 3, base_delay = "0s")] // a real service waits longer
 /// #[circuit_breaker(name = "docs.retried")]
 /// fn fetch(id: u32) -> Result<u32, ApiError> {
 ///     if CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2 {

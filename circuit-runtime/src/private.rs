@@ -336,8 +336,8 @@ pub fn build(name: &str, builder: ConfigBuilder) -> Config {
 /// The return type of a protected function: something that either
 /// succeeded or failed. Only `Result` (under any alias) is.
 #[diagnostic::on_unimplemented(
-    message = "a `#[circuit_breaker]` function must return a `Result`, not `{Self}`",
-    label = "the breaker needs a `Result` to tell a failure from a success",
+    message = "a `#[circuit_breaker]` or `#[retry]` function must return a `Result`, not `{Self}`",
+    label = "a `Result` tells a failure from a success",
     note = "write the return type as `Result<{Self}, YourError>` (any alias of `Result`, such as `std::io::Result<{Self}>`, works too)"
 )]
 pub trait Fallible {
@@ -742,10 +742,10 @@ where
 // ---- timeout = "..." ----------------------------------------------------
 
 /// An error type that can report a call cut off at its time limit, needed
-/// when the attribute has a `timeout`.
+/// by a `timeout` or an `attempt_timeout`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot report a call that timed out: implement `From<circuit_runtime::TimeoutError>` for `{Self}`",
-    label = "with `timeout`, a call past its limit returns `Err({Self}::from(TimeoutError))`",
+    label = "with a `timeout` or an `attempt_timeout`, a call past its limit returns `Err({Self}::from(TimeoutError))`",
     note = "for example: `impl From<TimeoutError> for {Self} {{ fn from(timeout: TimeoutError) -> Self {{ /* a \"timed out\" variant */ }} }}`"
 )]
 pub trait FromTimeout {
@@ -758,6 +758,18 @@ impl<E: From<TimeoutError>> FromTimeout for E {
     fn from_timeout(timeout: TimeoutError) -> Self {
         E::from(timeout)
     }
+}
+
+/// What a timeout becomes in `R`'s error: passed by `#[retry]` to its
+/// timed runners as a function, so a missing conversion is one error, at
+/// the return type, not one more per `.await`.
+#[cold]
+pub fn timeout_error<R>(timeout: TimeoutError) -> R::Err
+where
+    R: Fallible,
+    R::Err: FromTimeout,
+{
+    FromTimeout::from_timeout(timeout)
 }
 
 /// What a call cut off at its time limit returns.
@@ -1118,17 +1130,18 @@ where
 /// [`retry_plain_async`] with each attempt cut off at `limit`
 /// (`attempt_timeout`): a timed-out attempt fails with
 /// `E::from(TimeoutError)` named `name`, and is judged like any failure.
+#[allow(clippy::too_many_arguments)] // the attribute's whole state, handed on
 pub async fn retry_plain_async_timed<R, J, F, Fut, S>(
     config: &RetryConfig,
     sleeper: S,
     limit: Duration,
     name: &'static str,
+    timed_out: fn(TimeoutError) -> R::Err,
     judge: J,
     attempt: F,
 ) -> R
 where
     R: Fallible,
-    R::Err: FromTimeout,
     J: Fn(&R::Err) -> RetryVerdict,
     F: FnMut() -> Fut,
     Fut: Future<Output = R>,
@@ -1142,7 +1155,7 @@ where
         async move {
             match crate::retry::within(sleeper.sleep(limit), next).await {
                 Some(outcome) => outcome.into_result(),
-                None => Err(FromTimeout::from_timeout(TimeoutError::new(name, limit))),
+                None => Err(timed_out(TimeoutError::new(name, limit))),
             }
         }
     })
@@ -1156,18 +1169,19 @@ where
 /// [`retry_through_async`] with each attempt cut off at `limit`, through
 /// the breaker: a timed-out attempt is a failure and a slow call of the
 /// breaker, and fails with `E::from(TimeoutError)`.
+#[allow(clippy::too_many_arguments)] // the attribute's whole state, handed on
 pub async fn retry_through_async_timed<R, J, C, F, Fut, S>(
     breaker: &CircuitBreaker,
     config: &RetryConfig,
     sleeper: S,
     limit: Duration,
+    timed_out: fn(TimeoutError) -> R::Err,
     judge: J,
     is_failure: C,
     mut attempt: F,
 ) -> RetryOutcome<R>
 where
     R: Fallible,
-    R::Err: FromTimeout,
     J: Fn(&R::Err) -> RetryVerdict,
     C: Fn(&R::Err) -> bool,
     F: FnMut() -> Fut,
@@ -1191,9 +1205,7 @@ where
                     .poll_timed(cx, |result: &Result<_, R::Err>| result.as_ref().err())
             })
             .await;
-            outcome.map(|timed| {
-                timed.unwrap_or_else(|timeout| Err(FromTimeout::from_timeout(timeout)))
-            })
+            outcome.map(|timed| timed.unwrap_or_else(|timeout| Err(timed_out(timeout))))
         }
     };
     retry_attempts_async(breaker, config, &sleeper, judge, through).await

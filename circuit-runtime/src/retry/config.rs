@@ -93,7 +93,7 @@ impl std::str::FromStr for Jitter {
 /// # Ok::<(), circuit_runtime::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct RetryConfig {
+pub struct RetryConfig<L = NoAttemptTimeout> {
     pub(super) max_retries: u32,
     pub(super) base_delay: Duration,
     pub(super) max_delay: Duration,
@@ -102,6 +102,29 @@ pub struct RetryConfig {
     pub(super) max_elapsed: Option<Duration>,
     pub(super) budget: Option<Arc<RetryBudget>>,
     pub(super) clock: Clock,
+    /// The time limit of each attempt: [`NoAttemptTimeout`] or
+    /// [`AttemptTimeout`], so a limit the error type cannot report, or a
+    /// blocking [`retry`](super::retry) that could not enforce it, does not
+    /// compile.
+    pub(super) attempt_timeout: L,
+}
+
+/// No time limit on an attempt: the default, and the only one the
+/// blocking [`retry`](super::retry) takes (a blocking call cannot be cut
+/// off).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoAttemptTimeout;
+
+/// Each attempt of an async retry is cut off after this long: see
+/// [`RetryConfigBuilder::attempt_timeout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptTimeout(pub(super) Duration);
+
+impl AttemptTimeout {
+    /// The time limit of each attempt.
+    pub fn limit(self) -> Duration {
+        self.0
+    }
 }
 
 impl Default for RetryConfig {
@@ -117,6 +140,7 @@ impl Default for RetryConfig {
             max_elapsed: None,
             budget: None,
             clock: Clock::Monotonic,
+            attempt_timeout: NoAttemptTimeout,
         }
     }
 }
@@ -128,7 +152,16 @@ impl RetryConfig {
             config: RetryConfig::default(),
         }
     }
+}
 
+impl RetryConfig<AttemptTimeout> {
+    /// The time limit of each attempt.
+    pub fn attempt_timeout(&self) -> Duration {
+        self.attempt_timeout.0
+    }
+}
+
+impl<L> RetryConfig<L> {
     /// Retries after the first attempt, at most.
     pub fn max_retries(&self) -> u32 {
         self.max_retries
@@ -174,11 +207,66 @@ impl RetryConfig {
 /// Builds a [`RetryConfig`]; [`build`](Self::build) checks every option.
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct RetryConfigBuilder {
-    config: RetryConfig,
+pub struct RetryConfigBuilder<L = NoAttemptTimeout> {
+    config: RetryConfig<L>,
 }
 
 impl RetryConfigBuilder {
+    /// Cuts off each attempt of [`retry_async`](super::retry_async) still
+    /// running after `limit`, measured by its sleeper: the attempt fails
+    /// with `E::from(TimeoutError)` and is judged like any failure (a
+    /// timeout is worth another attempt). The error type must implement
+    /// `From<TimeoutError>`, and the blocking [`retry`](super::retry),
+    /// which could not cut a call off, does not take this configuration:
+    /// both are compile errors.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use circuit_runtime::retry::{retry_async, RetryConfig};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let config = RetryConfig::builder()
+    ///     .max_retries(1)
+    ///     .base_delay(Duration::ZERO)
+    ///     .attempt_timeout(Duration::from_secs(2))
+    ///     .build()?;
+    /// let sleep_at_once = |_| std::future::ready(()); // a real service passes its runtime's sleep
+    /// let hangs = || std::future::pending::<Result<(), std::io::Error>>();
+    /// let error = retry_async(&config, sleep_at_once, hangs).await.unwrap_err();
+    /// assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    /// assert_eq!(error.to_string(), "the attempt did not finish within 2s");
+    /// # Ok::<(), circuit_runtime::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn attempt_timeout(self, limit: Duration) -> RetryConfigBuilder<AttemptTimeout> {
+        let RetryConfig {
+            max_retries,
+            base_delay,
+            max_delay,
+            exponential_base,
+            jitter,
+            max_elapsed,
+            budget,
+            clock,
+            attempt_timeout: NoAttemptTimeout,
+        } = self.config;
+        RetryConfigBuilder {
+            config: RetryConfig {
+                max_retries,
+                base_delay,
+                max_delay,
+                exponential_base,
+                jitter,
+                max_elapsed,
+                budget,
+                clock,
+                attempt_timeout: AttemptTimeout(limit),
+            },
+        }
+    }
+}
+
+impl<L: super::run::AttemptLimit> RetryConfigBuilder<L> {
     /// Retries after the first attempt, at most (0 to 1000; default 3).
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.config.max_retries = retries;
@@ -252,7 +340,7 @@ impl RetryConfigBuilder {
     ///     "`max_delay` (1s) must be at least `base_delay` (10s): raise `max_delay` or lower `base_delay`"
     /// );
     /// ```
-    pub fn build(self) -> Result<RetryConfig, ConfigError> {
+    pub fn build(self) -> Result<RetryConfig<L>, ConfigError> {
         use circuit_spec::retry as table;
         let config = self.config;
         let out_of_range = |range: table::OutOfRange, value: String| ConfigError::OutOfRange {
@@ -270,9 +358,15 @@ impl RetryConfigBuilder {
                 max_delay: config.max_delay,
             });
         }
-        if let Some(limit) = config.max_elapsed {
-            table::limit("max_elapsed", limit)
-                .map_err(|range| out_of_range(range, circuit_spec::duration::format(limit)))?;
+        let limits = [
+            ("max_elapsed", config.max_elapsed),
+            ("attempt_timeout", config.attempt_timeout.limit()),
+        ];
+        for (option, limit) in limits {
+            if let Some(limit) = limit {
+                table::limit(option, limit)
+                    .map_err(|range| out_of_range(range, circuit_spec::duration::format(limit)))?;
+            }
         }
         Ok(config)
     }
@@ -295,7 +389,7 @@ pub struct Delays {
 }
 
 impl Delays {
-    pub(super) fn new(config: &RetryConfig) -> Delays {
+    pub(super) fn new<L>(config: &RetryConfig<L>) -> Delays {
         Delays {
             base_delay: config.base_delay,
             max_delay: config.max_delay,

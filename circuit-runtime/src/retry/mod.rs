@@ -4,10 +4,13 @@
 //! ```
 //! use std::time::Duration;
 //! use circuit_runtime::retry::{retry, RetryConfig};
+//! use circuit_runtime::ManualClock;
 //!
+//! let clock = ManualClock::new(); // a test's clock: the waits move it
 //! let config = RetryConfig::builder()
 //!     .max_retries(2)
-//!     .base_delay(Duration::from_millis(1))
+//!     .base_delay(Duration::from_millis(100))
+//!     .clock(clock.clone())
 //!     .build()?;
 //! let mut calls = 0;
 //! let result = retry(&config, || {
@@ -32,15 +35,20 @@ mod budget;
 mod classify;
 mod config;
 mod run;
+mod through;
 
 pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use classify::{classify_error, should_retry, Classify, ErrorCategory, Severity};
-pub use config::{Delays, Jitter, RetryConfig, RetryConfigBuilder};
+pub use config::{
+    AttemptTimeout, Delays, Jitter, NoAttemptTimeout, RetryConfig, RetryConfigBuilder,
+};
 pub(crate) use run::{
     classified, record_first_attempt, retry_async_judged, retry_blocking, start, within, Attempts,
     Borrowed,
 };
-pub use run::{retry, retry_async, retry_async_if, retry_if, RetryVerdict, Sleeper};
+pub use run::{
+    retry, retry_async, retry_async_if, retry_if, AttemptLimit, LimitAttempt, RetryVerdict, Sleeper,
+};
 
 /// Sleeps with `tokio::time::sleep` (feature `tokio`).
 ///

@@ -4,10 +4,74 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::classify::Classify;
-use super::config::{Delays, RetryConfig};
+use super::config::{AttemptTimeout, Delays, NoAttemptTimeout, RetryConfig};
 use std::time::Instant;
 
 use crate::clock::Clock;
+use crate::TimeoutError;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::NoAttemptTimeout {}
+    impl Sealed for super::AttemptTimeout {}
+}
+
+/// The time limit of a retry's attempts: [`NoAttemptTimeout`] or
+/// [`AttemptTimeout`]. Sealed.
+pub trait AttemptLimit: sealed::Sealed {
+    /// The limit, if any.
+    fn limit(&self) -> Option<Duration>;
+}
+
+impl AttemptLimit for NoAttemptTimeout {
+    fn limit(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl AttemptLimit for AttemptTimeout {
+    fn limit(&self) -> Option<Duration> {
+        Some(self.0)
+    }
+}
+
+/// A time limit an attempt failing with `E` can be held to: any error
+/// under [`NoAttemptTimeout`], an error that is `From<TimeoutError>` under
+/// [`AttemptTimeout`]. Sealed.
+pub trait LimitAttempt<E>: AttemptLimit {
+    /// `attempt`, cut off by this limit as `sleeper` measures it.
+    #[doc(hidden)]
+    fn limit_attempt<T, F, S>(&self, sleeper: &S, attempt: F) -> impl Future<Output = Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        S: Sleeper;
+}
+
+impl<E> LimitAttempt<E> for NoAttemptTimeout {
+    fn limit_attempt<T, F, S>(&self, _: &S, attempt: F) -> impl Future<Output = Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        S: Sleeper,
+    {
+        attempt
+    }
+}
+
+impl<E: From<TimeoutError>> LimitAttempt<E> for AttemptTimeout {
+    fn limit_attempt<T, F, S>(&self, sleeper: &S, attempt: F) -> impl Future<Output = Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        S: Sleeper,
+    {
+        let (limit, expiry) = (self.0, sleeper.sleep(self.0));
+        async move {
+            match within(expiry, attempt).await {
+                Some(outcome) => outcome,
+                None => Err(E::from(TimeoutError::new("", limit))),
+            }
+        }
+    }
+}
 
 /// How an async retry waits between attempts: any
 /// `Fn(Duration) -> impl Future<Output = ()>` is one, so every executor
@@ -60,8 +124,8 @@ pub struct RetryVerdict {
 }
 
 /// One retried call's bookkeeping: its delays, its time, its budget.
-pub(crate) struct Attempts<'a> {
-    config: &'a RetryConfig,
+pub(crate) struct Attempts<'a, L = NoAttemptTimeout> {
+    config: &'a RetryConfig<L>,
     delays: Delays,
     /// When the first attempt began, on the configuration's clock; read
     /// only when `max_elapsed` asks for it.
@@ -71,10 +135,10 @@ pub(crate) struct Attempts<'a> {
     budget_spent: bool,
 }
 
-impl<'a> Attempts<'a> {
+impl<'a, L> Attempts<'a, L> {
     /// The bookkeeping of a call whose first attempt began at `started`
     /// (see [`start`]) and failed.
-    pub(crate) fn new(config: &'a RetryConfig, started: Option<Instant>) -> Self {
+    pub(crate) fn new(config: &'a RetryConfig<L>, started: Option<Instant>) -> Self {
         Attempts {
             config,
             delays: config.delays(),
@@ -132,7 +196,7 @@ impl<'a> Attempts<'a> {
 /// When a call's first attempt begins, if `max_elapsed` will need it:
 /// the limit counts the first attempt's own time too.
 #[inline]
-pub(crate) fn start(config: &RetryConfig) -> Option<Instant> {
+pub(crate) fn start<L>(config: &RetryConfig<L>) -> Option<Instant> {
     config.max_elapsed.map(|_| now(&config.clock))
 }
 
@@ -147,7 +211,7 @@ fn now(clock: &Clock) -> Instant {
 /// Every first attempt earns its budget a share of a retry, whether or
 /// not it fails.
 #[inline]
-pub(crate) fn record_first_attempt(config: &RetryConfig) {
+pub(crate) fn record_first_attempt<L>(config: &RetryConfig<L>) {
     if let Some(budget) = &config.budget {
         budget.record_first_attempt();
     }
@@ -295,8 +359,8 @@ where
 /// # Ok::<(), circuit_runtime::ConfigError>(())
 /// # }).unwrap();
 /// ```
-pub async fn retry_async<T, E, F, Fut, S>(
-    config: &RetryConfig,
+pub async fn retry_async<T, E, F, Fut, S, L>(
+    config: &RetryConfig<L>,
     sleeper: S,
     attempt: F,
 ) -> Result<T, E>
@@ -305,6 +369,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     S: Sleeper,
+    L: LimitAttempt<E>,
 {
     retry_async_judged(config, sleeper, classified, attempt).await
 }
@@ -315,8 +380,8 @@ where
 /// # Errors
 ///
 /// As [`retry`].
-pub async fn retry_async_if<T, E, F, Fut, S>(
-    config: &RetryConfig,
+pub async fn retry_async_if<T, E, F, Fut, S, L>(
+    config: &RetryConfig<L>,
     sleeper: S,
     should_retry: impl Fn(&E) -> bool,
     attempt: F,
@@ -325,6 +390,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     S: Sleeper,
+    L: LimitAttempt<E>,
 {
     let judge = |error: &E| RetryVerdict {
         retry: should_retry(error),
@@ -334,8 +400,8 @@ where
     retry_async_judged(config, sleeper, judge, attempt).await
 }
 
-pub(crate) async fn retry_async_judged<T, E, F, Fut, S>(
-    config: &RetryConfig,
+pub(crate) async fn retry_async_judged<T, E, F, Fut, S, L>(
+    config: &RetryConfig<L>,
     sleeper: S,
     judge: impl Fn(&E) -> RetryVerdict,
     mut attempt: F,
@@ -344,17 +410,19 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     S: Sleeper,
+    L: LimitAttempt<E>,
 {
+    let limit = &config.attempt_timeout;
     record_first_attempt(config);
     let started = start(config);
-    let first = attempt().await;
+    let first = limit.limit_attempt(&sleeper, attempt()).await;
     let Err(mut error) = first else {
         return first;
     };
     let mut attempts = Attempts::new(config, started);
     while let Some(delay) = attempts.next_wait(&judge(&error)) {
         sleeper.sleep(delay).await;
-        match attempt().await {
+        match limit.limit_attempt(&sleeper, attempt()).await {
             Ok(value) => return Ok(value),
             Err(next) => error = next,
         }

@@ -36,7 +36,7 @@ impl Client {
         Ok(id)
     }
 
-    #[retry(budget = "pass.budget")]
+    #[retry(budget = "pass.budget", base_delay = 0, max_delay = 5)]
     pub fn put(&mut self, body: Vec<u8>, log: &mut Vec<usize>) -> Result<(), ApiError> {
         log.push(body.len());
         self.base.push('/');
