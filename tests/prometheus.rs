@@ -2,10 +2,14 @@
 //! installs: every metric's name, labels and values as a scrape sees them.
 //! Each test records into an exporter of its own (a thread-local recorder).
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use circuit_runtime::retry::RetryBudget;
 use circuit_runtime::{
-    CallError, CircuitBreaker, Config, FallbackReason, ManualClock, Registry, State,
+    circuit_breaker, registry, retry, CallError, CircuitBreaker, CircuitOpenError, Config,
+    FallbackReason, ManualClock, Registry, State,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
@@ -330,5 +334,88 @@ fn calls_beyond_the_concurrency_limit_are_their_own_result() {
             r#"circuit_breaker_calls_total{name="pool",result="rejected"} 0"#,
             r#"circuit_breaker_calls_total{name="pool",result="success"} 1"#,
         ]
+    );
+}
+
+/// The error of attempt number `.0` of one call.
+#[derive(Debug, PartialEq)]
+struct FailedAttempt(u32);
+
+impl From<CircuitOpenError> for FailedAttempt {
+    fn from(_: CircuitOpenError) -> Self {
+        FailedAttempt(0)
+    }
+}
+
+/// Fails the first `failures` attempts of a call, then answers with the
+/// attempt's number.
+#[retry(max_retries = 3, base_delay = "0s", budget = "prometheus.retried")]
+#[circuit_breaker(name = "prometheus.retried", failure_threshold = 100)]
+fn charge(failures: u32, attempts: &AtomicU32) -> Result<u32, FailedAttempt> {
+    let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+    if attempt <= failures {
+        Err(FailedAttempt(attempt))
+    } else {
+        Ok(attempt)
+    }
+}
+
+#[test]
+fn a_scrape_counts_retried_calls_by_how_they_ended_a_spent_budget_included() {
+    // Ten retries, while the budget's clock stands still.
+    let budget = RetryBudget::builder()
+        .retry_ratio(0.0)
+        .min_retries_per_second(1)
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    RetryBudget::set_named("prometheus.retried", Arc::new(budget));
+    let charge = |failures| charge(failures, &AtomicU32::new(0));
+
+    let (recorder, handle) = exporter();
+    metrics::with_local_recorder(&recorder, || {
+        assert_eq!(charge(0), Ok(1), "at once");
+        assert_eq!(charge(2), Ok(3), "two retries");
+        assert_eq!(charge(u32::MAX), Err(FailedAttempt(4)), "three retries");
+        assert_eq!(charge(u32::MAX), Err(FailedAttempt(4)), "three retries");
+        assert_eq!(
+            charge(u32::MAX),
+            Err(FailedAttempt(3)),
+            "the ninth and tenth retries, then the budget is spent"
+        );
+        assert_eq!(charge(u32::MAX), Err(FailedAttempt(1)), "no retry left");
+        registry()
+            .get("prometheus.retried")
+            .unwrap()
+            .publish_metrics();
+    });
+    let metrics = registry().get("prometheus.retried").unwrap().metrics();
+    assert_eq!(
+        (
+            metrics.successful_calls,
+            metrics.failed_calls,
+            metrics.retry_attempts
+        ),
+        (2, 2 + 4 + 4 + 3 + 1, 10)
+    );
+    assert_eq!(metrics.retry_calls.budget_exhausted, 2);
+    let scrape = handle.render();
+    assert_eq!(
+        samples(&scrape, "circuit_breaker_retry_calls_total"),
+        [
+            r#"circuit_breaker_retry_calls_total{name="prometheus.retried",result="budget_exhausted"} 2"#,
+            r#"circuit_breaker_retry_calls_total{name="prometheus.retried",result="failed_with_retry"} 2"#,
+            r#"circuit_breaker_retry_calls_total{name="prometheus.retried",result="failed_without_retry"} 0"#,
+            r#"circuit_breaker_retry_calls_total{name="prometheus.retried",result="successful_with_retry"} 1"#,
+            r#"circuit_breaker_retry_calls_total{name="prometheus.retried",result="successful_without_retry"} 1"#,
+        ],
+        "{scrape}"
+    );
+    assert!(
+        samples(&scrape, "circuit_breaker_calls_total").contains(
+            &r#"circuit_breaker_calls_total{name="prometheus.retried",result="failure"} 14"#
+                .to_owned()
+        ),
+        "every attempt recorded by the breaker:\n{scrape}"
     );
 }

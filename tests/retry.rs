@@ -520,3 +520,255 @@ async fn async_retries_run_on_tokio_with_its_sleeper() {
         "tokio's paused clock moved, nobody waited"
     );
 }
+
+#[test]
+fn full_jitter_is_the_default_of_the_configuration_and_its_builder() {
+    assert_eq!(RetryConfig::default().jitter(), Jitter::Full);
+    assert_eq!(
+        RetryConfig::builder().build().unwrap().jitter(),
+        Jitter::Full
+    );
+}
+
+#[test]
+fn by_default_retries_wait_at_most_the_unjittered_sum_and_not_always_all_of_it() {
+    let clock = ManualClock::new();
+    // No `jitter` set: the default's.
+    let config = RetryConfig::builder()
+        .max_retries(5)
+        .base_delay(secs(1))
+        .max_delay(secs(10))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let unjittered = secs(1 + 2 + 4 + 8 + 10);
+    let mut waits = Vec::new();
+    for _ in 0..40 {
+        let start = clock.now();
+        let mut attempts = 0;
+        let result: Result<(), _> = retry(&config, || {
+            attempts += 1;
+            Err(reset())
+        });
+        assert!(result.is_err());
+        assert_eq!(attempts, 6);
+        let waited = clock.now() - start;
+        assert!(waited <= unjittered, "waited {waited:?}");
+        waits.push(waited);
+    }
+    assert!(
+        waits.iter().any(|waited| *waited < unjittered / 2),
+        "full jitter, not none or equal: {waits:?}"
+    );
+    let firsts: Vec<_> = (0..50).map(|_| config.delays().next().unwrap()).collect();
+    assert!(firsts.iter().all(|delay| *delay <= secs(1)), "{firsts:?}");
+    assert!(
+        firsts
+            .iter()
+            .any(|delay| *delay < Duration::from_millis(500)),
+        "below half the delay, as only full jitter goes: {firsts:?}"
+    );
+}
+
+fn breaker_on(name: &str, clock: &ManualClock, failure_threshold: u32) -> CircuitBreaker {
+    CircuitBreaker::new(
+        name,
+        Config::builder()
+            .failure_threshold(failure_threshold)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn call_retrying_counts_every_attempt_and_retry_on_the_breaker() {
+    let clock = ManualClock::new();
+    let breaker = breaker_on("retry.call_retrying", &clock, 100);
+    let config = config(Jitter::None, &clock);
+    let start = clock.now();
+    let mut attempts = 0;
+    let result = breaker.call_retrying(&config, || {
+        attempts += 1;
+        if attempts <= 2 {
+            Err(reset())
+        } else {
+            Ok(attempts)
+        }
+    });
+    assert_eq!(result.unwrap(), 3);
+    assert_eq!(clock.now() - start, secs(1 + 2));
+
+    let mut attempts = 0;
+    let result: Result<(), _> = breaker.call_retrying(&config, || {
+        attempts += 1;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("attempt {attempts}"),
+        ))
+    });
+    match result {
+        Err(CallError::Failed(error)) => assert_eq!(error.to_string(), "attempt 7"),
+        other => panic!("expected the last attempt's error, got {other:?}"),
+    }
+
+    assert_eq!(
+        breaker
+            .call_retrying(&config, || Ok::<_, io::Error>(1))
+            .unwrap(),
+        1
+    );
+
+    let metrics = breaker.metrics();
+    assert_eq!(
+        (
+            metrics.successful_calls,
+            metrics.failed_calls,
+            metrics.retry_attempts
+        ),
+        (2, 2 + 7, 2 + 6)
+    );
+    let calls = metrics.retry_calls;
+    assert_eq!(
+        (
+            calls.successful_without_retry,
+            calls.successful_with_retry,
+            calls.failed_without_retry,
+            calls.failed_with_retry,
+            calls.budget_exhausted
+        ),
+        (1, 1, 0, 1, 0)
+    );
+}
+
+#[test]
+fn call_retrying_ends_at_a_rejection_with_the_rejection() {
+    let clock = ManualClock::new();
+    let breaker = breaker_on("retry.call_retrying_rejected", &clock, 2);
+    let start = clock.now();
+    let mut attempts = 0;
+    let result: Result<(), CallError<io::Error>> =
+        breaker.call_retrying(&config(Jitter::None, &clock), || {
+            attempts += 1;
+            Err(reset())
+        });
+    assert!(matches!(result, Err(CallError::Rejected(_))), "{result:?}");
+    assert_eq!(attempts, 2, "the third attempt was rejected unrun");
+    assert_eq!(
+        clock.now() - start,
+        secs(1 + 2),
+        "no wait after the rejection"
+    );
+    assert_eq!(breaker.state(), State::Open);
+    let metrics = breaker.metrics();
+    assert_eq!(
+        (
+            metrics.failed_calls,
+            metrics.rejected_calls,
+            metrics.retry_attempts
+        ),
+        (2, 1, 2)
+    );
+    assert_eq!(metrics.retry_calls.failed_with_retry, 1);
+}
+
+#[test]
+fn call_retrying_never_retries_a_permanent_error() {
+    let clock = ManualClock::new();
+    let breaker = breaker_on("retry.call_retrying_permanent", &clock, 100);
+    let start = clock.now();
+    let mut attempts = 0;
+    let result: Result<(), _> = breaker.call_retrying(&config(Jitter::None, &clock), || {
+        attempts += 1;
+        Err(io::Error::from(io::ErrorKind::InvalidInput))
+    });
+    match result {
+        Err(CallError::Failed(error)) => assert_eq!(error.kind(), io::ErrorKind::InvalidInput),
+        other => panic!("expected the failure, got {other:?}"),
+    }
+    assert_eq!(attempts, 1);
+    assert_eq!(clock.now(), start, "and no time waited");
+    let metrics = breaker.metrics();
+    assert_eq!((metrics.failed_calls, metrics.retry_attempts), (1, 0));
+    assert_eq!(metrics.retry_calls.failed_without_retry, 1);
+}
+
+#[test]
+fn call_async_retrying_counts_retries_and_skips_permanent_errors_on_any_executor() {
+    let clock = ManualClock::new();
+    let breaker = breaker_on("retry.call_async_retrying", &clock, 100);
+    let sleeper = |delay| {
+        clock.advance(delay);
+        std::future::ready(())
+    };
+    let config = config(Jitter::None, &clock);
+    let start = clock.now();
+    let attempts = AtomicU32::new(0);
+    let result = futures::executor::block_on(
+        breaker.call_async_retrying(&config, sleeper, || flaky(&attempts, 2)),
+    );
+    assert_eq!(result.unwrap(), 3);
+    assert_eq!(clock.now() - start, secs(1 + 2));
+
+    let permanent = AtomicU32::new(0);
+    let result: Result<(), _> =
+        futures::executor::block_on(breaker.call_async_retrying(&config, sleeper, || {
+            permanent.fetch_add(1, Ordering::Relaxed);
+            std::future::ready(Err(io::Error::from(io::ErrorKind::InvalidInput)))
+        }));
+    assert!(matches!(result, Err(CallError::Failed(_))), "{result:?}");
+    assert_eq!(permanent.load(Ordering::Relaxed), 1, "not retried");
+
+    let metrics = breaker.metrics();
+    assert_eq!(
+        (
+            metrics.successful_calls,
+            metrics.failed_calls,
+            metrics.retry_attempts
+        ),
+        (1, 3, 2)
+    );
+    assert_eq!(
+        (
+            metrics.retry_calls.successful_with_retry,
+            metrics.retry_calls.failed_without_retry
+        ),
+        (1, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_async_retrying_ends_at_a_rejection_on_tokio() {
+    let breaker = CircuitBreaker::new(
+        "retry.call_async_retrying_rejected",
+        Config::builder().failure_threshold(3).build().unwrap(),
+    );
+    let config = RetryConfig::builder()
+        .max_retries(10)
+        .base_delay(secs(1))
+        .jitter(Jitter::None)
+        .build()
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let attempts = AtomicU32::new(0);
+    let result = breaker
+        .call_async_retrying(&config, TokioSleeper, || flaky(&attempts, u32::MAX))
+        .await;
+    assert!(matches!(result, Err(CallError::Rejected(_))), "{result:?}");
+    assert_eq!(attempts.load(Ordering::Relaxed), 3);
+    assert_eq!(
+        start.elapsed(),
+        secs(1 + 2 + 4),
+        "no wait after the rejection"
+    );
+    let metrics = breaker.metrics();
+    assert_eq!(
+        (
+            metrics.failed_calls,
+            metrics.rejected_calls,
+            metrics.retry_attempts,
+            metrics.retry_calls.failed_with_retry
+        ),
+        (3, 1, 3, 1)
+    );
+}

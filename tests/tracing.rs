@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use circuit_runtime::retry::{Jitter, RetryConfig};
 use circuit_runtime::{CircuitBreaker, Config, FallbackReason, ManualClock};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -247,4 +248,79 @@ fn a_rejection_at_the_call_limit_says_so() {
     );
     assert_eq!(lines[0].field("state"), Some("closed"));
     assert_eq!(lines[0].field("retry_after"), None);
+}
+
+#[test]
+fn a_retry_is_debug_with_its_attempt_delay_and_category() {
+    let clock = ManualClock::new();
+    let breaker = CircuitBreaker::new(
+        "tracing.retried",
+        Config::builder()
+            .failure_threshold(10)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+    );
+    let config = RetryConfig::builder()
+        .max_retries(2)
+        .base_delay(Duration::from_millis(1500))
+        .jitter(Jitter::None)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let at_info = logged(Level::INFO, || {
+        let _ = breaker.call_retrying(&config, || {
+            Err::<(), _>(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+        });
+    });
+    assert_eq!(at_info, [], "retries are debug");
+
+    let mut attempts = 0;
+    let lines = logged(Level::DEBUG, || {
+        let result = breaker.call_retrying(&config, || {
+            attempts += 1;
+            if attempts < 3 {
+                Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(result.is_ok());
+    });
+    let retries: Vec<_> = lines
+        .iter()
+        .filter(|line| line.field("message") == Some("retrying call"))
+        .map(|line| {
+            (
+                line.level,
+                line.target.as_str(),
+                line.field("breaker"),
+                line.field("attempt"),
+                line.field("delay"),
+                line.field("category"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        retries,
+        [
+            (
+                Level::DEBUG,
+                "circuit_runtime",
+                Some("tracing.retried"),
+                Some("2"),
+                Some("1s500ms"),
+                Some("network")
+            ),
+            (
+                Level::DEBUG,
+                "circuit_runtime",
+                Some("tracing.retried"),
+                Some("3"),
+                Some("3s"),
+                Some("network")
+            ),
+        ],
+        "{lines:?}"
+    );
 }
