@@ -81,14 +81,19 @@ pub(crate) struct SharedConfig {
 /// What one [`exchange`](Backend::exchange) brings back.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Exchanged {
-    /// The cluster's counts of each reported name, in the reports' order.
-    pub(crate) counts: Vec<ClusterCounts>,
-    /// The shared view of each name, in the names' order.
-    pub(crate) states: Vec<ClusterState>,
+    /// The cluster's counts of each reported name, in the reports' order;
+    /// `None` where the store refused that name's report.
+    pub(crate) counts: Vec<Option<ClusterCounts>>,
+    /// The shared view of each name, in the names' order; `None` where
+    /// the store could not read it.
+    pub(crate) states: Vec<Option<ClusterState>>,
     /// The shared configuration of each name, in the names' order: its
     /// version, the replica that published it, and its JSON; `None` for a
-    /// name never reconfigured.
+    /// name never reconfigured, or whose configuration could not be read.
     pub(crate) configs: Vec<Option<SharedConfig>>,
+    /// What the store refused, name by name: one name's damaged key (an
+    /// operator's stray write) must not stop every other name's sync.
+    pub(crate) refusals: Vec<BackendError>,
 }
 
 /// How a publication ended.

@@ -360,42 +360,54 @@ impl Backend for RedisBackend {
                 replies[index] = reply;
             }
         }
+        let mut refusals = Vec::new();
         let mut replies = replies.into_iter();
-        let counts = replies
-            .by_ref()
-            .take(reports.len())
-            .map(|reply| {
-                let (consecutive, calls, failures) = parse(reply)?;
-                Ok(ClusterCounts {
-                    consecutive,
-                    calls,
-                    failures,
+        let mut take = |name: &str, reply: Option<redis::Value>| {
+            let reply = reply.ok_or_else(|| "fewer replies than commands".to_owned())?;
+            Ok::<_, BackendError>(match reply {
+                // A key of the wrong type (a stray write by hand) damages
+                // its name only; any other refusal (out of memory, a
+                // read-only replica, a server loading) is the store's.
+                redis::Value::ServerError(error) if error.code() == "WRONGTYPE" => {
+                    refusals.push(format!("{name}: {error}"));
+                    None
+                }
+                reply => Some(reply),
+            })
+        };
+        let mut counts = Vec::with_capacity(reports.len());
+        for (name, _) in reports {
+            let reply = take(name, replies.next())?;
+            let counted: Option<(u64, u64, u64)> = reply.map(parse).transpose()?;
+            counts.push(counted.map(|(consecutive, calls, failures)| ClusterCounts {
+                consecutive,
+                calls,
+                failures,
+            }));
+        }
+        let mut states = Vec::with_capacity(names.len());
+        for name in names {
+            let reply = take(name, replies.next())?;
+            states.push(reply.map(parse).transpose()?.map(view_of));
+        }
+        let mut configs = Vec::with_capacity(names.len());
+        for name in names {
+            let reply = take(name, replies.next())?;
+            let fields: Option<(Option<u64>, Option<String>, Option<String>)> =
+                reply.map(parse).transpose()?;
+            configs.push(fields.and_then(|(version, origin, json)| {
+                Some(SharedConfig {
+                    version: version?,
+                    origin: origin?,
+                    json: json?,
                 })
-            })
-            .collect::<Result<_, BackendError>>()?;
-        let states = replies
-            .by_ref()
-            .take(names.len())
-            .map(|reply| parse(reply).map(view_of))
-            .collect::<Result<_, BackendError>>()?;
-        let configs = replies
-            .map(|reply| {
-                let (version, origin, json): (Option<u64>, Option<String>, Option<String>) =
-                    parse(reply)?;
-                Ok(version
-                    .zip(origin)
-                    .zip(json)
-                    .map(|((version, origin), json)| SharedConfig {
-                        version,
-                        origin,
-                        json,
-                    }))
-            })
-            .collect::<Result<_, BackendError>>()?;
+            }));
+        }
         Ok(Exchanged {
             counts,
             states,
             configs,
+            refusals,
         })
     }
 }

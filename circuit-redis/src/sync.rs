@@ -102,6 +102,9 @@ pub(crate) struct Syncer<B> {
     /// The names whose trial lease this replica holds.
     leased: HashMap<String, bool>,
     last_good: Instant,
+    /// What the store refused of one name in the last exchange, if
+    /// anything: reported as the last error, though the round was good.
+    refusal: Option<BackendError>,
 }
 
 impl<B: Backend> Syncer<B> {
@@ -131,6 +134,7 @@ impl<B: Backend> Syncer<B> {
             pending: BTreeMap::new(),
             leased: HashMap::new(),
             last_good: Instant::now(),
+            refusal: None,
         }
     }
 
@@ -175,7 +179,7 @@ impl<B: Backend> Syncer<B> {
                     .status
                     .last_error
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = None;
+                    .unwrap_or_else(PoisonError::into_inner) = self.refusal.take();
                 self.status.good_rounds.fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => {
@@ -236,10 +240,19 @@ impl<B: Backend> Syncer<B> {
     }
 
     async fn sync(&mut self) -> Result<(), BackendError> {
+        if self.is_degraded() {
+            // Back from a store that failed, the operators' commands made
+            // meanwhile go first, and a store that refuses them is not
+            // rejoined: one that answers reads but refuses writes (out of
+            // memory, a read-only replica) would otherwise be rejoined and
+            // left again every round.
+            self.publish_pending().await?;
+        }
         self.publish_configs().await?;
         let reports = self.count_reports();
         let names = self.names.clone();
         let exchanged = self.backend.exchange(&reports, &names).await?;
+        self.refusal = exchanged.refusals.into_iter().next();
         // The store answered: a shared open applied now is held like any.
         self.rejoin();
         // A name with a transition of its own to publish is adopted after
@@ -248,6 +261,9 @@ impl<B: Backend> Syncer<B> {
         // publication taught it nothing newer.
         let mut after_publishing = Vec::new();
         for (name, cluster) in names.iter().zip(exchanged.states) {
+            let Some(cluster) = cluster else {
+                continue;
+            };
             if self.pending.contains_key(name) {
                 let known = self.known.get(name).copied().unwrap_or_default();
                 after_publishing.push((name, cluster, known));
@@ -257,7 +273,9 @@ impl<B: Backend> Syncer<B> {
         }
         self.apply_configs(&names, exchanged.configs);
         for ((name, report), cluster) in reports.iter().zip(&exchanged.counts) {
-            self.trip_on_counts(name, report, cluster);
+            if let Some(cluster) = cluster {
+                self.trip_on_counts(name, report, cluster);
+            }
         }
         self.publish_pending().await?;
         for (name, cluster, known) in after_publishing {
@@ -587,7 +605,7 @@ fn still_current(local: LocalChange, breaker: &CircuitBreaker) -> bool {
 
 /// Whether a local change that lost its compare-and-set should be
 /// published over what the store holds: an operator's command always; a
-/// fresh trip unless the store already says open; a recovery, or a
+/// fresh trip unless the store already says open or disabled; a recovery, or a
 /// reopening after a trial, never (a newer transition elsewhere wins).
 fn insists(local: LocalChange, cluster: &ClusterState) -> bool {
     if local.is_command() {
@@ -599,9 +617,13 @@ fn insists(local: LocalChange, cluster: &ClusterState) -> bool {
             | TransitionCause::FailureRate
             | TransitionCause::SlowCallRate
     );
+    // Not over an open, nor over an operator's disable.
     fresh_trip
         && local.state == State::Open
-        && !matches!(cluster.state, Some(State::Open | State::ForcedOpen))
+        && !matches!(
+            cluster.state,
+            Some(State::Open | State::ForcedOpen | State::Disabled)
+        )
 }
 
 #[cfg(test)]
@@ -617,6 +639,9 @@ mod tests {
         tripped: HashMap<String, Vec<String>>,
         configs: HashMap<String, crate::backend::SharedConfig>,
         down: bool,
+        /// Answers reads, refuses writes (out of memory, a read-only
+        /// replica).
+        read_only: bool,
         publications: usize,
         /// Calls of any operation: each is a round trip to a real store.
         round_trips: usize,
@@ -631,6 +656,9 @@ mod tests {
             origin: &str,
         ) -> Result<Published, BackendError> {
             self.round_trips += 1;
+            if self.read_only {
+                return Err("READONLY You can't write against a read only replica.".into());
+            }
             if self.down {
                 return Err("connection refused".into());
             }
@@ -679,15 +707,15 @@ mod tests {
                 };
                 counts.calls += report.calls;
                 counts.failures += report.failures;
-                exchanged.counts.push(*counts);
+                exchanged.counts.push(Some(*counts));
             }
             for name in names {
-                exchanged.states.push(
+                exchanged.states.push(Some(
                     self.states
                         .get(name)
                         .cloned()
                         .unwrap_or_else(ClusterState::empty),
-                );
+                ));
                 exchanged.configs.push(self.configs.get(name).cloned());
             }
             Ok(exchanged)
@@ -700,6 +728,9 @@ mod tests {
             origin: &str,
         ) -> Result<u64, BackendError> {
             self.round_trips += 1;
+            if self.read_only {
+                return Err("READONLY You can't write against a read only replica.".into());
+            }
             if self.down {
                 return Err("connection refused".into());
             }
@@ -722,6 +753,9 @@ mod tests {
             _lease: Duration,
         ) -> Result<bool, BackendError> {
             self.round_trips += 1;
+            if self.read_only {
+                return Err("READONLY You can't write against a read only replica.".into());
+            }
             if self.down {
                 return Err("connection refused".into());
             }
@@ -1216,5 +1250,79 @@ mod tests {
         block_on(a.round());
         drop(a);
         assert_eq!(store.states["db"].state, Some(State::ForcedOpen));
+    }
+
+    #[test]
+    fn a_store_that_answers_reads_but_refuses_writes_is_not_rejoined_while_a_command_waits() {
+        let mut store = FakeStore {
+            down: true,
+            ..FakeStore::default()
+        };
+        let mut a = replica(&mut store, "a", Duration::ZERO);
+        let breaker = a.registry.get("db").unwrap();
+        let changes = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&changes);
+        breaker.on_event(move |event| {
+            if matches!(event, circuit_runtime::Event::Degraded(_)) {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        block_on(a.round());
+        assert!(a.status.degraded.load(Ordering::Relaxed));
+        breaker.force_open();
+        a.note_local(
+            "db",
+            LocalChange {
+                state: State::ForcedOpen,
+                cause: TransitionCause::ForcedOpen,
+                by_shared_counts: false,
+            },
+        );
+        a.backend.down = false;
+        a.backend.read_only = true;
+        for _ in 0..5 {
+            block_on(a.round());
+        }
+        assert!(a.status.degraded.load(Ordering::Relaxed), "still degraded");
+        assert_eq!(
+            changes.load(Ordering::Relaxed),
+            1,
+            "degraded once, no flapping"
+        );
+        a.backend.read_only = false;
+        block_on(a.round());
+        assert!(!a.status.degraded.load(Ordering::Relaxed), "rejoined");
+        assert_eq!(changes.load(Ordering::Relaxed), 2);
+        drop(a);
+        assert_eq!(
+            store.states["db"].state,
+            Some(State::ForcedOpen),
+            "published"
+        );
+    }
+
+    #[test]
+    fn a_stale_replicas_own_trip_does_not_undo_an_operators_disable() {
+        let mut store = FakeStore::default();
+        store.states.insert(
+            "db".into(),
+            ClusterState {
+                state: Some(State::Disabled),
+                ..shared_open("operator")
+            },
+        );
+        let mut a = replica(&mut store, "a", Duration::from_secs(1));
+        let breaker = a.registry.get("db").unwrap();
+        breaker.record_failure();
+        a.note_local("db", trip());
+        block_on(a.round());
+        assert_eq!(
+            breaker.state(),
+            State::Disabled,
+            "the operator's disable, applied"
+        );
+        drop(a);
+        assert_eq!(store.states["db"].state, Some(State::Disabled));
+        assert_eq!(store.publications, 0);
     }
 }

@@ -355,3 +355,40 @@ fn a_reconfiguration_made_on_one_replica_reaches_every_replica() {
         "applied on B, not published back"
     );
 }
+
+#[test]
+fn a_damaged_key_of_one_name_does_not_stop_the_others() {
+    let redis = RedisServer::start();
+    let both = |builder: circuit_redis::SharedBreakersBuilder| {
+        builder
+            .share_transitions("damaged.one")
+            .share_transitions("damaged.two")
+    };
+    let a = Replica::built(&redis.url(), "a", "damaged.two", config(1), both);
+    let b = Replica::built(&redis.url(), "b", "damaged.two", config(1), both);
+    a.registry.get_or_create("damaged.one", config(1));
+    b.registry.get_or_create("damaged.one", config(1));
+    // An operator's stray write: one name's configuration key is a string.
+    assert_eq!(
+        redis.command("SET {cb:damaged.one}:config oops").as_deref(),
+        Some("+OK")
+    );
+    let rounds = b.shared.good_rounds();
+    eventually("B's rounds stay good", || {
+        b.shared.good_rounds() > rounds + 2
+    });
+    let refused = b.shared.last_error().unwrap_or_default();
+    assert!(
+        refused.contains("damaged.one") && refused.contains("WRONGTYPE"),
+        "the damaged name is reported: {refused:?}"
+    );
+
+    a.breaker("damaged.two").record_failure();
+    eventually("B opens the undamaged name", || {
+        b.breaker("damaged.two").state() == State::Open
+    });
+    a.breaker("damaged.one").record_failure();
+    eventually("and the damaged one's transitions still reach B", || {
+        b.breaker("damaged.one").state() == State::Open
+    });
+}
