@@ -457,6 +457,37 @@ fn an_attempt_past_attempt_timeout_is_cut_off_and_the_next_one_runs() {
 }
 
 #[test]
+fn an_attempt_that_completes_at_once_never_starts_its_timer() {
+    // A sleeper that moves the clock when asked, not when polled: had each
+    // attempt asked for its limit's timer up front, three instant attempts
+    // would have moved the clock 6 s and run past `max_elapsed`.
+    let clock = ManualClock::new();
+    let start = clock.now();
+    let sleeper = |delay| {
+        clock.advance(delay);
+        std::future::ready(())
+    };
+    let config = RetryConfig::builder()
+        .max_retries(3)
+        .base_delay(Duration::ZERO)
+        .attempt_timeout(secs(2))
+        .max_elapsed(secs(3))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let attempts = AtomicU32::new(0);
+    let result = futures::executor::block_on(retry_async(&config, sleeper, || {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(Err::<(), _>(io::Error::from(
+            io::ErrorKind::ConnectionReset,
+        )))
+    }));
+    assert_eq!(result.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
+    assert_eq!(attempts.load(Ordering::Relaxed), 4, "every retry ran");
+    assert_eq!(clock.now(), start, "no timer was started");
+}
+
+#[test]
 fn attempts_that_all_time_out_end_in_the_timeout_error() {
     let sleeper = |_| std::future::ready(());
     let config = RetryConfig::builder()

@@ -323,9 +323,34 @@ enum Literal {
     Str(LitStr),
 }
 
+/// Whether a number literal's suffix is a number type's (`5u32`, `0.5f64`)
+/// or absent.
+pub fn is_number_suffix(suffix: &str) -> bool {
+    suffix.is_empty()
+        || [
+            "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+            "f32", "f64",
+        ]
+        .contains(&suffix)
+}
+
+/// `250ms` written without quotes: Rust reads a number with a suffix, and
+/// taking the number alone would make it seconds.
+pub fn unit_outside_quotes(literal: &impl ToTokens) -> syn::Error {
+    let written = literal.to_token_stream().to_string();
+    syn::Error::new_spanned(
+        literal,
+        format!("`{written}` is not a number: write a duration in quotes, `\"{written}\"`"),
+    )
+}
+
 fn literal(value: &Expr) -> Option<syn::Result<Literal>> {
     match value {
         Expr::Lit(ExprLit { lit, .. }) => match lit {
+            Lit::Int(int) if !is_number_suffix(int.suffix()) => Some(Err(unit_outside_quotes(int))),
+            Lit::Float(float) if !is_number_suffix(float.suffix()) => {
+                Some(Err(unit_outside_quotes(float)))
+            }
             Lit::Int(int) => Some(int.base10_parse::<i128>().map(Literal::Int)),
             Lit::Float(float) => Some(float.base10_parse::<f64>().map(Literal::Float)),
             Lit::Str(lit) => Some(Ok(Literal::Str(lit.clone()))),

@@ -255,6 +255,9 @@ fn duration(key: &Ident, value: &Expr) -> syn::Result<(Duration, Span)> {
         lit: Lit::Int(int), ..
     }) = value
     {
+        if !crate::args::is_number_suffix(int.suffix()) {
+            return Err(crate::args::unit_outside_quotes(int));
+        }
         let seconds = int.base10_parse::<u64>()?;
         return Ok((Duration::from_secs(seconds), int.span()));
     }
@@ -581,12 +584,12 @@ impl Shared<'_> {
         } = self;
         let (plain, holes, limit) = match &self.limit {
             Some(limit) => {
-                let name = self.sig.ident.to_string();
                 let timed_out = self.timed_out();
+                // No breaker to name: the timeout says "the attempt".
                 (
                     quote!(#private::retry_plain_async_timed),
                     quote!(_, _, _, _),
-                    Some(quote!(#limit, #name, #timed_out,)),
+                    Some(quote!(#limit, "", #timed_out,)),
                 )
             }
             None if self.is_async() => (

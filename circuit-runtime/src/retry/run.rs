@@ -63,9 +63,15 @@ impl<E: From<TimeoutError>> LimitAttempt<E> for AttemptTimeout {
         F: Future<Output = Result<T, E>>,
         S: Sleeper,
     {
-        let (limit, expiry) = (self.0, sleeper.sleep(self.0));
+        let limit = self.0;
+        let limited = Limited {
+            sleeper,
+            limit,
+            attempt,
+            timer: None,
+        };
         async move {
-            match within(expiry, attempt).await {
+            match limited.await {
                 Some(outcome) => outcome,
                 None => Err(E::from(TimeoutError::new("", limit))),
             }
@@ -428,6 +434,41 @@ where
         }
     }
     Err(error)
+}
+
+pin_project_lite::pin_project! {
+    /// `attempt`, unless it is still running `limit` after it first had to
+    /// wait. The timer starts then, not when the attempt is made: an
+    /// attempt that completes at once never asks the sleeper for one (a
+    /// test's sleeper that moves a manual clock when asked would count a
+    /// whole limit against `max_elapsed` for an instant attempt).
+    struct Limited<'s, S: Sleeper, F> {
+        sleeper: &'s S,
+        limit: Duration,
+        #[pin]
+        attempt: F,
+        #[pin]
+        timer: Option<S::Sleep>,
+    }
+}
+
+impl<S: Sleeper, F: Future> Future for Limited<'_, S, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<F::Output>> {
+        let mut this = self.project();
+        if let std::task::Poll::Ready(output) = this.attempt.poll(cx) {
+            return std::task::Poll::Ready(Some(output));
+        }
+        if this.timer.is_none() {
+            this.timer.set(Some(this.sleeper.sleep(*this.limit)));
+        }
+        let timer = this.timer.as_pin_mut().expect("the timer, started above");
+        timer.poll(cx).map(|()| None)
+    }
 }
 
 pin_project_lite::pin_project! {
