@@ -87,7 +87,8 @@ impl CircuitBreaker {
     /// the open rejection's clock read cost its closed path about 3 ns
     /// (`attribute` bench), while a direct `call_with` keeps it inline,
     /// where it saves a rejection 5 to 8 ns (`open_reject` bench).
-    #[inline]
+    #[allow(clippy::inline_always)] // see `call_or_reject`
+    #[inline(always)]
     pub(crate) fn call_with_closed_inline<T, E>(
         &self,
         is_failure: impl Fn(&E) -> bool,
@@ -100,7 +101,8 @@ impl CircuitBreaker {
     /// success is recorded as `success`: `Verdict::FirstRetrySuccess` for
     /// the first attempt of a `#[retry]` call, counted in place of the
     /// plain success so the retry costs no counter of its own.
-    #[inline]
+    #[allow(clippy::inline_always)] // see `call_or_reject`
+    #[inline(always)]
     pub(crate) fn call_closed_inline_as<T, E>(
         &self,
         is_failure: impl Fn(&E) -> bool,
