@@ -585,11 +585,10 @@ impl Shared<'_> {
         let (plain, holes, limit) = match &self.limit {
             Some(limit) => {
                 let timed_out = self.timed_out();
-                // No breaker to name: the timeout says "the attempt".
                 (
                     quote!(#private::retry_plain_async_timed),
                     quote!(_, _, _, _),
-                    Some(quote!(#limit, "", #timed_out,)),
+                    Some(quote!(#limit, #timed_out,)),
                 )
             }
             None if self.is_async() => (

@@ -110,7 +110,46 @@ pub(crate) enum Published {
 }
 
 /// The shared store's error, as the sync reports it.
-pub(crate) type BackendError = String;
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BackendError {
+    pub(crate) message: String,
+    /// Only the keys of the name asked about are at fault (one of the
+    /// wrong type, or with contents the scripts cannot read: an
+    /// operator's stray write): that name's sync stops until they are
+    /// fixed, every other name's goes on.
+    pub(crate) name_only: bool,
+}
+
+impl BackendError {
+    /// A fault of one name's keys, not of the store.
+    pub(crate) fn of_name(name: &str, problem: impl std::fmt::Display) -> Self {
+        Self {
+            message: format!("{name}: {problem}"),
+            name_only: true,
+        }
+    }
+}
+
+impl From<String> for BackendError {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            name_only: false,
+        }
+    }
+}
+
+impl From<&str> for BackendError {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// The operations the sync needs, each one round trip. A round without
 /// news is one [`exchange`](Backend::exchange); the others are made only

@@ -28,8 +28,10 @@ local function now_ms()
 end
 local function view(key, now)
   local fields = redis.call('HMGET', key, 'gen', 'state', 'open_until', 'origin')
-  local left = math.max(0, tonumber(fields[3] or '0') - now)
-  return {tonumber(fields[1] or '0'), fields[2] or '', left, fields[4] or ''}
+  -- A field written by hand that is not a number reads as 0: the next
+  -- publication, at generation 0, repairs the key.
+  local left = math.max(0, (tonumber(fields[3]) or 0) - now)
+  return {tonumber(fields[1]) or 0, fields[2] or '', left, fields[4] or ''}
 end
 ";
 
@@ -42,7 +44,7 @@ end
 /// `{0, view...}` with what the key holds when its generation had moved.
 const PUBLISH: &str = r"
 local now = now_ms()
-local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+local gen = tonumber(redis.call('HGET', KEYS[1], 'gen')) or 0
 if gen ~= tonumber(ARGV[1]) then
   local current = view(KEYS[1], now)
   return {0, current[1], current[2], current[3], current[4]}
@@ -80,7 +82,7 @@ return {1, gen + 1}
 /// failures within the window.
 const COUNTS: &str = r"
 local now = tonumber(redis.call('TIME')[1])
-local consecutive = tonumber(redis.call('HGET', KEYS[1], 'consecutive') or '0')
+local consecutive = tonumber(redis.call('HGET', KEYS[1], 'consecutive')) or 0
 if tonumber(ARGV[3]) == 1 then
   consecutive = tonumber(ARGV[4])
 else
@@ -100,8 +102,9 @@ if window > 0 then
     local kind, second = string.match(fields[i], '^(%a):(%d+)$')
     if second then
       if tonumber(second) > now - window then
-        if kind == 'c' then calls = calls + tonumber(fields[i + 1]) end
-        if kind == 'f' then failures = failures + tonumber(fields[i + 1]) end
+        local count = tonumber(fields[i + 1]) or 0
+        if kind == 'c' then calls = calls + count end
+        if kind == 'f' then failures = failures + count end
       else
         redis.call('HDEL', KEYS[1], fields[i])
       end
@@ -197,7 +200,7 @@ impl RedisBackend {
         pipe.ignore_errors()
             .query_async(&mut self.connection)
             .await
-            .map_err(|error| error.to_string())
+            .map_err(store_error)
     }
 }
 
@@ -211,9 +214,44 @@ fn is_unknown_script(reply: &redis::Value) -> bool {
     )
 }
 
-/// A reply as `T`; a refusal as its error.
-fn parse<T: redis::FromRedisValue>(reply: redis::Value) -> Result<T, BackendError> {
-    redis::from_redis_value(reply).map_err(|error| error.to_string())
+/// `name`'s reply as `T`, if it has one and it reads; one that does not
+/// read goes to `unreadable`.
+fn read<T: redis::FromRedisValue>(
+    unreadable: &mut Vec<BackendError>,
+    name: &str,
+    reply: Option<redis::Value>,
+) -> Option<T> {
+    match parse(name, reply?) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            unreadable.push(error);
+            None
+        }
+    }
+}
+
+/// The store failed, or could not be reached.
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` hands it
+fn store_error(error: redis::RedisError) -> BackendError {
+    error.to_string().into()
+}
+
+/// What Redis answered about `name`: a key of the wrong type damages that
+/// name only (on Redis 7 a script reports it by its code too); anything
+/// else is the store's.
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` hands it
+fn name_error(name: &str, error: redis::RedisError) -> BackendError {
+    if error.code() == Some("WRONGTYPE") {
+        BackendError::of_name(name, &error)
+    } else {
+        store_error(error)
+    }
+}
+
+/// A reply about `name` as `T`: one the scripts could not make sense of
+/// (a key's contents written by hand) is a fault of that name's keys.
+fn parse<T: redis::FromRedisValue>(name: &str, reply: redis::Value) -> Result<T, BackendError> {
+    redis::from_redis_value(reply).map_err(|error| BackendError::of_name(name, error))
 }
 
 impl Backend for RedisBackend {
@@ -239,30 +277,20 @@ impl Backend for RedisBackend {
             .arg(change.quorum)
             .invoke_async(&mut self.connection)
             .await
-            .map_err(|error| error.to_string())?;
-        let reply: Vec<redis::Value> =
-            redis::from_redis_value(reply).map_err(|error| error.to_string())?;
-        let won: u64 = reply
-            .first()
-            .map(|value| redis::from_redis_value(value.clone()))
-            .transpose()
-            .map_err(|error| error.to_string())?
-            .unwrap_or(0);
+            .map_err(|error| name_error(name, error))?;
+        let reply: Vec<redis::Value> = parse(name, reply)?;
+        let mut fields = reply.into_iter();
+        let won: u64 = fields.next().map_or(Ok(0), |won| parse(name, won))?;
         if won == 2 {
             return Ok(Published::Counted);
         }
         if won == 1 {
-            let generation = reply
-                .get(1)
-                .map(|value| redis::from_redis_value(value.clone()))
-                .transpose()
-                .map_err(|error| error.to_string())?
-                .unwrap_or(0);
+            let generation = fields
+                .next()
+                .map_or(Ok(0), |generation| parse(name, generation))?;
             return Ok(Published::Won(generation));
         }
-        let rest = reply.get(1..).unwrap_or_default().to_vec();
-        let view: (u64, String, u64, String) = redis::from_redis_value(redis::Value::Array(rest))
-            .map_err(|error| error.to_string())?;
+        let view: (u64, String, u64, String) = parse(name, redis::Value::Array(fields.collect()))?;
         Ok(Published::Lost(view_of(view)))
     }
 
@@ -280,7 +308,7 @@ impl Backend for RedisBackend {
             .arg(ttl_ms)
             .invoke_async(&mut self.connection)
             .await
-            .map_err(|error| error.to_string())
+            .map_err(|error| name_error(name, error))
     }
 
     async fn claim_trial(
@@ -297,7 +325,7 @@ impl Backend for RedisBackend {
             .arg(lease_ms)
             .invoke_async(&mut self.connection)
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| name_error(name, error))?;
         Ok(granted == 1)
     }
 
@@ -350,7 +378,7 @@ impl Backend for RedisBackend {
                 script
                     .load_async(&mut self.connection)
                     .await
-                    .map_err(|error| error.to_string())?;
+                    .map_err(store_error)?;
             }
             let again: Vec<redis::Cmd> = unknown
                 .iter()
@@ -362,23 +390,25 @@ impl Backend for RedisBackend {
         }
         let mut refusals = Vec::new();
         let mut replies = replies.into_iter();
-        let mut take = |name: &str, reply: Option<redis::Value>| {
-            let reply = reply.ok_or_else(|| "fewer replies than commands".to_owned())?;
-            Ok::<_, BackendError>(match reply {
-                // A key of the wrong type (a stray write by hand) damages
-                // its name only; any other refusal (out of memory, a
-                // read-only replica, a server loading) is the store's.
+        // Each name's reply, parsed; a name whose keys are damaged is
+        // refused alone, and the others go on.
+        let mut take = |name: &str| -> Result<Option<redis::Value>, BackendError> {
+            let reply = replies
+                .next()
+                .ok_or_else(|| BackendError::from("fewer replies than commands"))?;
+            match reply {
                 redis::Value::ServerError(error) if error.code() == "WRONGTYPE" => {
-                    refusals.push(format!("{name}: {error}"));
-                    None
+                    refusals.push(BackendError::of_name(name, &error));
+                    Ok(None)
                 }
-                reply => Some(reply),
-            })
+                redis::Value::ServerError(error) => Err(error.to_string().into()),
+                reply => Ok(Some(reply)),
+            }
         };
+        let mut unreadable = Vec::new();
         let mut counts = Vec::with_capacity(reports.len());
         for (name, _) in reports {
-            let reply = take(name, replies.next())?;
-            let counted: Option<(u64, u64, u64)> = reply.map(parse).transpose()?;
+            let counted: Option<(u64, u64, u64)> = read(&mut unreadable, name, take(name)?);
             counts.push(counted.map(|(consecutive, calls, failures)| ClusterCounts {
                 consecutive,
                 calls,
@@ -387,14 +417,12 @@ impl Backend for RedisBackend {
         }
         let mut states = Vec::with_capacity(names.len());
         for name in names {
-            let reply = take(name, replies.next())?;
-            states.push(reply.map(parse).transpose()?.map(view_of));
+            states.push(read(&mut unreadable, name, take(name)?).map(view_of));
         }
         let mut configs = Vec::with_capacity(names.len());
         for name in names {
-            let reply = take(name, replies.next())?;
             let fields: Option<(Option<u64>, Option<String>, Option<String>)> =
-                reply.map(parse).transpose()?;
+                read(&mut unreadable, name, take(name)?);
             configs.push(fields.and_then(|(version, origin, json)| {
                 Some(SharedConfig {
                     version: version?,
@@ -403,6 +431,7 @@ impl Backend for RedisBackend {
                 })
             }));
         }
+        refusals.extend(unreadable);
         Ok(Exchanged {
             counts,
             states,

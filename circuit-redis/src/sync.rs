@@ -179,7 +179,8 @@ impl<B: Backend> Syncer<B> {
                     .status
                     .last_error
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = self.refusal.take();
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    self.refusal.take().map(|refusal| refusal.to_string());
                 self.status.good_rounds.fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => {
@@ -193,13 +194,13 @@ impl<B: Backend> Syncer<B> {
                     }
                     self.pending.retain(|_, changes| !changes.is_empty());
                     self.leased.clear();
-                    self.mark_degraded(true, Some(&error));
+                    self.mark_degraded(true, Some(&error.message));
                 }
                 *self
                     .status
                     .last_error
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(error);
+                    .unwrap_or_else(PoisonError::into_inner) = Some(error.message);
             }
         }
         self.status.rounds.fetch_add(1, Ordering::Relaxed);
@@ -217,12 +218,28 @@ impl<B: Backend> Syncer<B> {
         }
     }
 
-    /// Clears the degraded state once the store answered.
+    /// Clears the degraded state once the store answered. An open period
+    /// that began while deciding alone, or was adopted just before, holds
+    /// its trial for the cluster's lease as one beginning now would.
     fn rejoin(&self) {
         if self.status.degraded.swap(false, Ordering::Relaxed) {
             self.mark_degraded(false, None);
             self.mark_breakers();
+            for name in &self.names {
+                if let Some(breaker) = self.registry.get(name) {
+                    if breaker.state() == State::Open {
+                        breaker.hold_trials(true);
+                    }
+                }
+            }
         }
+    }
+
+    /// Notes what the store refused of one name (its keys damaged by
+    /// hand): that name waits, the others go on, and the first refusal of
+    /// a round is its reported error.
+    fn refuse(&mut self, refusal: BackendError) {
+        self.refusal.get_or_insert(refusal);
     }
 
     /// Tells every shared breaker whether it decides alone; one that does
@@ -240,6 +257,7 @@ impl<B: Backend> Syncer<B> {
     }
 
     async fn sync(&mut self) -> Result<(), BackendError> {
+        self.refusal = None;
         if self.is_degraded() {
             // Back from a store that failed, the operators' commands made
             // meanwhile go first, and a store that refuses them is not
@@ -252,7 +270,9 @@ impl<B: Backend> Syncer<B> {
         let reports = self.count_reports();
         let names = self.names.clone();
         let exchanged = self.backend.exchange(&reports, &names).await?;
-        self.refusal = exchanged.refusals.into_iter().next();
+        for refusal in exchanged.refusals {
+            self.refuse(refusal);
+        }
         // The store answered: a shared open applied now is held like any.
         self.rejoin();
         // A name with a transition of its own to publish is adopted after
@@ -373,12 +393,20 @@ impl<B: Backend> Syncer<B> {
                 let Ok(json) = serde_json::to_string(&current) else {
                     continue;
                 };
-                let version = self
+                match self
                     .backend
                     .publish_config(name, &json, &self.replica)
-                    .await?;
-                self.config_versions.insert(name.clone(), version);
-                self.configs.insert(name.clone(), current);
+                    .await
+                {
+                    Ok(version) => {
+                        self.config_versions.insert(name.clone(), version);
+                        self.configs.insert(name.clone(), current);
+                    }
+                    Err(refusal) if refusal.name_only => {
+                        self.refusal.get_or_insert(refusal);
+                    }
+                    Err(error) => return Err(error),
+                }
             }
         }
         Ok(())
@@ -417,17 +445,33 @@ impl<B: Backend> Syncer<B> {
         }
     }
 
+    /// Publishes each name's queued transitions, oldest first. A change
+    /// leaves the queue only once it is settled (taken, or found to be
+    /// history), so a round cut off mid-way loses none. A name whose keys
+    /// are damaged keeps its changes and waits; the others go on.
     async fn publish_pending(&mut self) -> Result<(), BackendError> {
-        while let Some((name, mut changes)) = self.pending.pop_first() {
-            while !changes.is_empty() {
-                if let Err(error) = self.publish(&name, changes[0]).await {
-                    // Kept for the next round, before any newer ones.
-                    let newer = self.pending.remove(&name).unwrap_or_default();
-                    changes.extend(newer);
-                    self.pending.insert(name, changes);
-                    return Err(error);
+        let names: Vec<String> = self.pending.keys().cloned().collect();
+        for name in names {
+            while let Some(change) = self
+                .pending
+                .get(&name)
+                .and_then(|changes| changes.first().copied())
+            {
+                match self.publish(&name, change).await {
+                    Ok(()) => {
+                        if let Some(changes) = self.pending.get_mut(&name) {
+                            changes.remove(0);
+                            if changes.is_empty() {
+                                self.pending.remove(&name);
+                            }
+                        }
+                    }
+                    Err(refusal) if refusal.name_only => {
+                        self.refuse(refusal);
+                        break;
+                    }
+                    Err(error) => return Err(error),
                 }
-                changes.remove(0);
             }
         }
         Ok(())
@@ -537,10 +581,18 @@ impl<B: Backend> Syncer<B> {
                 }
                 continue;
             }
-            let granted = self
+            let granted = match self
                 .backend
                 .claim_trial(name, &self.replica, self.trial_lease)
-                .await?;
+                .await
+            {
+                Ok(granted) => granted,
+                Err(refusal) if refusal.name_only => {
+                    self.refusal.get_or_insert(refusal);
+                    false
+                }
+                Err(error) => return Err(error),
+            };
             if granted {
                 self.leased.insert(name.clone(), true);
                 if claiming {

@@ -368,15 +368,33 @@ fn a_damaged_key_of_one_name_does_not_stop_the_others() {
     let b = Replica::built(&redis.url(), "b", "damaged.two", config(1), both);
     a.registry.get_or_create("damaged.one", config(1));
     b.registry.get_or_create("damaged.one", config(1));
-    // An operator's stray write: one name's configuration key is a string.
+    // An operator's stray writes: one name's configuration key is a
+    // string, and its state holds what no script wrote.
     assert_eq!(
         redis.command("SET {cb:damaged.one}:config oops").as_deref(),
         Some("+OK")
     );
-    let rounds = b.shared.good_rounds();
-    eventually("B's rounds stay good", || {
-        b.shared.good_rounds() > rounds + 2
+    assert_eq!(
+        redis
+            .command("HSET {cb:damaged.one} gen abc open_until xyz")
+            .as_deref(),
+        Some(":2")
+    );
+    // A reconfiguration of the damaged name cannot be published; the
+    // replica's other names go on.
+    a.breaker("damaged.one").reconfigure(config(3));
+    let rounds = (a.shared.good_rounds(), b.shared.good_rounds());
+    eventually("both replicas' rounds stay good", || {
+        a.shared.good_rounds() > rounds.0 + 2 && b.shared.good_rounds() > rounds.1 + 2
     });
+    assert!(
+        a.shared
+            .last_error()
+            .unwrap_or_default()
+            .contains("damaged.one"),
+        "{:?}",
+        a.shared.last_error()
+    );
     let refused = b.shared.last_error().unwrap_or_default();
     assert!(
         refused.contains("damaged.one") && refused.contains("WRONGTYPE"),
@@ -387,7 +405,11 @@ fn a_damaged_key_of_one_name_does_not_stop_the_others() {
     eventually("B opens the undamaged name", || {
         b.breaker("damaged.two").state() == State::Open
     });
-    a.breaker("damaged.one").record_failure();
+    for _ in 0..3 {
+        // Its failure threshold is 3 since the reconfiguration.
+        a.breaker("damaged.one").record_failure();
+    }
+    assert_eq!(a.breaker("damaged.one").state(), State::Open);
     eventually("and the damaged one's transitions still reach B", || {
         b.breaker("damaged.one").state() == State::Open
     });

@@ -1139,7 +1139,6 @@ pub async fn retry_plain_async_timed<R, J, F, Fut, S>(
     config: &RetryConfig,
     sleeper: S,
     limit: Duration,
-    name: &'static str,
     timed_out: fn(TimeoutError) -> R::Err,
     judge: J,
     attempt: F,
@@ -1157,9 +1156,10 @@ where
     let outcome = crate::retry::retry_async_judged(config, waits, judge, || {
         let next = attempt();
         async move {
-            match crate::retry::within(sleeper.sleep(limit), next).await {
+            match crate::retry::limited(sleeper, limit, next).await {
                 Some(outcome) => outcome.into_result(),
-                None => Err(timed_out(TimeoutError::new(name, limit))),
+                // No breaker to name: the timeout says "the attempt".
+                None => Err(timed_out(TimeoutError::new("", limit))),
             }
         }
     })

@@ -43,7 +43,7 @@ pub use config::{
     AttemptTimeout, Delays, Jitter, NoAttemptTimeout, RetryConfig, RetryConfigBuilder,
 };
 pub(crate) use run::{
-    classified, record_first_attempt, retry_async_judged, retry_blocking, start, within, Attempts,
+    classified, limited, record_first_attempt, retry_async_judged, retry_blocking, start, Attempts,
     Borrowed,
 };
 pub use run::{

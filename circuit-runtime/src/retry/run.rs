@@ -64,12 +64,7 @@ impl<E: From<TimeoutError>> LimitAttempt<E> for AttemptTimeout {
         S: Sleeper,
     {
         let limit = self.0;
-        let limited = Limited {
-            sleeper,
-            limit,
-            attempt,
-            timer: None,
-        };
+        let limited = limited(sleeper, limit, attempt);
         async move {
             match limited.await {
                 Some(outcome) => outcome,
@@ -442,13 +437,28 @@ pin_project_lite::pin_project! {
     /// attempt that completes at once never asks the sleeper for one (a
     /// test's sleeper that moves a manual clock when asked would count a
     /// whole limit against `max_elapsed` for an instant attempt).
-    struct Limited<'s, S: Sleeper, F> {
+    pub(crate) struct Limited<'s, S: Sleeper, F> {
         sleeper: &'s S,
         limit: Duration,
         #[pin]
         attempt: F,
         #[pin]
         timer: Option<S::Sleep>,
+    }
+}
+
+/// `attempt`, cut off at `limit` on a timer of `sleeper`'s, started when
+/// it first has to wait: `None` when cut off.
+pub(crate) fn limited<S: Sleeper, F: Future>(
+    sleeper: &S,
+    limit: Duration,
+    attempt: F,
+) -> Limited<'_, S, F> {
+    Limited {
+        sleeper,
+        limit,
+        attempt,
+        timer: None,
     }
 }
 
@@ -468,36 +478,6 @@ impl<S: Sleeper, F: Future> Future for Limited<'_, S, F> {
         }
         let timer = this.timer.as_pin_mut().expect("the timer, started above");
         timer.poll(cx).map(|()| None)
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// `body`, unless `limit` completes first.
-    pub(crate) struct Within<L, F> {
-        #[pin]
-        limit: L,
-        #[pin]
-        body: F,
-    }
-}
-
-/// `Some` of `body`'s output, or `None` when `limit` completes first.
-pub(crate) fn within<L: Future<Output = ()>, F: Future>(limit: L, body: F) -> Within<L, F> {
-    Within { limit, body }
-}
-
-impl<L: Future<Output = ()>, F: Future> Future for Within<L, F> {
-    type Output = Option<F::Output>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<F::Output>> {
-        let this = self.project();
-        if let std::task::Poll::Ready(output) = this.body.poll(cx) {
-            return std::task::Poll::Ready(Some(output));
-        }
-        this.limit.poll(cx).map(|()| None)
     }
 }
 
