@@ -803,3 +803,58 @@ async fn call_async_retrying_ends_at_a_rejection_on_tokio() {
         (3, 1, 3, 1)
     );
 }
+
+#[test]
+fn call_async_retrying_cuts_off_an_attempt_past_attempt_timeout_as_the_breakers_failure() {
+    let clock = ManualClock::new();
+    let breaker = breaker_on("retry.call_async_retrying_timed", &clock, 100);
+    // Moves the clock when polled, so an attempt that completes at once
+    // never waits out its limit.
+    let sleeper = |delay| {
+        let clock = clock.clone();
+        async move { clock.advance(delay) }
+    };
+    let config = RetryConfig::builder()
+        .base_delay(secs(1))
+        .jitter(Jitter::None)
+        .attempt_timeout(secs(2))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let start = clock.now();
+    let attempts = AtomicU32::new(0);
+    let result = futures::executor::block_on(breaker.call_async_retrying(&config, sleeper, || {
+        let attempt = attempts.fetch_add(1, Ordering::Relaxed);
+        async move {
+            if attempt == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, io::Error>(attempt)
+        }
+    }));
+    assert_eq!(result.unwrap(), 1, "the hanging first attempt was cut off");
+    assert_eq!(
+        clock.now() - start,
+        secs(2 + 1),
+        "its limit, then the delay"
+    );
+    let metrics = breaker.metrics();
+    assert_eq!(
+        (
+            metrics.failed_calls,
+            metrics.slow_calls,
+            metrics.successful_calls,
+            metrics.retry_attempts
+        ),
+        (1, 1, 1, 1),
+        "the cut-off attempt is the breaker's failure and slow call"
+    );
+
+    let hangs = || std::future::pending::<Result<(), io::Error>>();
+    let error = futures::executor::block_on(breaker.call_async_retrying(&config, sleeper, hangs))
+        .unwrap_err();
+    match error {
+        CallError::Failed(error) => assert_eq!(error.kind(), io::ErrorKind::TimedOut),
+        CallError::Rejected(rejection) => panic!("not rejected: {rejection}"),
+    }
+}

@@ -633,11 +633,12 @@ impl Shared<'_> {
         let (through, holes) = match &self.limit {
             Some(_) => (
                 quote!(#private::retry_through_async_timed),
-                quote!(_, _, _, _, _),
+                quote!(_, _, _, _, _, _),
             ),
-            None if self.is_async() => {
-                (quote!(#private::retry_through_async), quote!(_, _, _, _, _))
-            }
+            None if self.is_async() => (
+                quote!(#private::retry_through_async),
+                quote!(_, _, _, _, _, _),
+            ),
             None => (quote!(#private::retry_through), quote!(_, _, _)),
         };
         let limit = self.limit.as_ref().map(|limit| {

@@ -1101,9 +1101,9 @@ where
 }
 
 /// The async [`retry_through`].
-pub async fn retry_through_async<R, J, C, F, Fut, S>(
+pub async fn retry_through_async<R, J, C, F, Fut, S, L>(
     breaker: &CircuitBreaker,
-    config: &RetryConfig,
+    config: &RetryConfig<L>,
     sleeper: S,
     judge: J,
     is_failure: C,
@@ -1174,9 +1174,9 @@ where
 /// the breaker: a timed-out attempt is a failure and a slow call of the
 /// breaker, and fails with `E::from(TimeoutError)`.
 #[allow(clippy::too_many_arguments)] // the attribute's whole state, handed on
-pub async fn retry_through_async_timed<R, J, C, F, Fut, S>(
+pub async fn retry_through_async_timed<R, J, C, F, Fut, S, L>(
     breaker: &CircuitBreaker,
-    config: &RetryConfig,
+    config: &RetryConfig<L>,
     sleeper: S,
     limit: Duration,
     timed_out: fn(TimeoutError) -> R::Err,
@@ -1221,9 +1221,9 @@ type Attempted<R> = Result<Result<<R as Fallible>::Ok, <R as Fallible>::Err>, Ci
 
 /// The loop of every async retry through a breaker: `through` makes one
 /// attempt; each retry waits with `sleeper`.
-async fn retry_attempts_async<R, J, A, AFut, S>(
+async fn retry_attempts_async<R, J, A, AFut, S, L>(
     breaker: &CircuitBreaker,
-    config: &RetryConfig,
+    config: &RetryConfig<L>,
     sleeper: &S,
     judge: J,
     mut through: A,
@@ -1237,7 +1237,7 @@ where
 {
     crate::retry::record_first_attempt(config);
     let started = crate::retry::start(config);
-    let mut attempts: Option<crate::retry::Attempts<'_>> = None;
+    let mut attempts: Option<crate::retry::Attempts<'_, L>> = None;
     loop {
         let outcome = through().await;
         let made = attempts.as_ref().map_or(1, crate::retry::Attempts::made);
@@ -1284,9 +1284,9 @@ fn settle_attempt<R: Fallible>(
 
 /// After an attempt failed with `error`: the wait before the next one,
 /// counted and reported as a retry; or the call's end, counted.
-fn wait_before_retry<R: Fallible>(
+fn wait_before_retry<R: Fallible, L>(
     breaker: &CircuitBreaker,
-    attempts: &mut crate::retry::Attempts<'_>,
+    attempts: &mut crate::retry::Attempts<'_, L>,
     judge: &impl Fn(&R::Err) -> RetryVerdict,
     error: R::Err,
 ) -> ControlFlow<RetryOutcome<R>, Duration> {

@@ -37,6 +37,8 @@ mod config;
 mod run;
 mod through;
 
+pub use through::LimitThrough;
+
 pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use classify::{classify_error, should_retry, Classify, ErrorCategory, Severity};
 pub use config::{

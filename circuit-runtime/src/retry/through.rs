@@ -4,10 +4,81 @@
 use std::future::Future;
 
 use super::classify::Classify;
-use super::config::RetryConfig;
-use super::run::{classified, Sleeper};
-use crate::__private::{retry_through, retry_through_async, RetryOutcome};
-use crate::{CallError, CircuitBreaker};
+use super::config::{AttemptTimeout, NoAttemptTimeout, RetryConfig};
+use super::run::{classified, AttemptLimit, Sleeper};
+use crate::__private::{
+    every_error, retry_through, retry_through_async, retry_through_async_timed, RetryOutcome,
+};
+use crate::{CallError, CircuitBreaker, TimeoutError};
+
+/// How [`CircuitBreaker::call_async_retrying`] runs each attempt under a
+/// configuration's time limit: as it is under [`NoAttemptTimeout`], cut
+/// off under [`AttemptTimeout`] as the breaker's own `timeout` would be (a
+/// failure and a slow call of the breaker, `E::from(TimeoutError)` to the
+/// caller). Sealed.
+pub trait LimitThrough<E>: AttemptLimit {
+    /// Retries `attempt` through `breaker`.
+    #[doc(hidden)]
+    fn retry_through<'a, T, F, Fut, S>(
+        config: &'a RetryConfig<Self>,
+        breaker: &'a CircuitBreaker,
+        sleeper: S,
+        attempt: F,
+    ) -> impl Future<Output = RetryOutcome<Result<T, E>>> + 'a
+    where
+        Self: Sized,
+        F: FnMut() -> Fut + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
+        S: Sleeper + 'a,
+        T: 'a,
+        E: 'a;
+}
+
+impl<E: Classify> LimitThrough<E> for NoAttemptTimeout {
+    fn retry_through<'a, T, F, Fut, S>(
+        config: &'a RetryConfig<Self>,
+        breaker: &'a CircuitBreaker,
+        sleeper: S,
+        attempt: F,
+    ) -> impl Future<Output = RetryOutcome<Result<T, E>>> + 'a
+    where
+        F: FnMut() -> Fut + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
+        S: Sleeper + 'a,
+        T: 'a,
+        E: 'a,
+    {
+        retry_through_async(breaker, config, sleeper, classified, every_error, attempt)
+    }
+}
+
+impl<E: Classify + From<TimeoutError>> LimitThrough<E> for AttemptTimeout {
+    fn retry_through<'a, T, F, Fut, S>(
+        config: &'a RetryConfig<Self>,
+        breaker: &'a CircuitBreaker,
+        sleeper: S,
+        attempt: F,
+    ) -> impl Future<Output = RetryOutcome<Result<T, E>>> + 'a
+    where
+        F: FnMut() -> Fut + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
+        S: Sleeper + 'a,
+        T: 'a,
+        E: 'a,
+    {
+        let limit = config.attempt_timeout();
+        retry_through_async_timed(
+            breaker,
+            config,
+            sleeper,
+            limit,
+            E::from,
+            classified,
+            every_error,
+            attempt,
+        )
+    }
+}
 
 impl CircuitBreaker {
     /// Runs `attempt` through this breaker until it succeeds, retrying
@@ -66,7 +137,11 @@ impl CircuitBreaker {
     }
 
     /// The async [`call_retrying`](Self::call_retrying): waits with
-    /// `sleeper` between attempts, on any executor.
+    /// `sleeper` between attempts, on any executor. With an
+    /// [`attempt_timeout`](super::RetryConfigBuilder::attempt_timeout),
+    /// each attempt still running after it is cut off as the breaker's own
+    /// `timeout` would cut it: a failure and a slow call of the breaker,
+    /// and `E::from(TimeoutError)`.
     ///
     /// # Errors
     ///
@@ -88,9 +163,9 @@ impl CircuitBreaker {
     /// # Ok::<(), circuit_runtime::ConfigError>(())
     /// # }).unwrap();
     /// ```
-    pub async fn call_async_retrying<T, E, F, Fut, S>(
+    pub async fn call_async_retrying<T, E, F, Fut, S, L>(
         &self,
-        config: &RetryConfig,
+        config: &RetryConfig<L>,
         sleeper: S,
         attempt: F,
     ) -> Result<T, CallError<E>>
@@ -99,8 +174,9 @@ impl CircuitBreaker {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         S: Sleeper,
+        L: LimitThrough<E>,
     {
-        settled(retry_through_async(self, config, sleeper, classified, |_: &E| true, attempt).await)
+        settled(L::retry_through(config, self, sleeper, attempt).await)
     }
 }
 
