@@ -11,7 +11,7 @@ use super::permit::{InFlight, Permit, Verdict};
 use super::words::state_of;
 use super::{CircuitBreaker, State};
 use crate::error::{CallError, CircuitOpenError, TimeoutError};
-use crate::retry::Sleeper;
+use crate::retry::{Deadline, Sleeper};
 use crate::sync::Ordering;
 
 impl CircuitBreaker {
@@ -262,9 +262,9 @@ pin_project_lite::pin_project! {
     pub(crate) struct TimedInFlight<'a, F, C, S: Sleeper> {
         #[pin]
         call: InFlight<'a, F, C>,
-        // Started when the call is admitted.
+        // Started once the admitted call first has to wait.
         #[pin]
-        sleep: Option<S::Sleep>,
+        deadline: Deadline<S>,
         sleeper: S,
         limit: Duration,
         breaker: &'a CircuitBreaker,
@@ -280,7 +280,7 @@ impl<'a, F: Future, C, S: Sleeper> TimedInFlight<'a, F, C, S> {
     ) -> Self {
         TimedInFlight {
             call,
-            sleep: None,
+            deadline: Deadline::new(),
             sleeper,
             limit,
             breaker,
@@ -301,13 +301,15 @@ impl<'a, F: Future, C, S: Sleeper> TimedInFlight<'a, F, C, S> {
         if let Poll::Ready(outcome) = this.call.as_mut().poll_call(cx, error) {
             return Poll::Ready(outcome.map(Ok));
         }
-        if this.sleep.is_none() && this.call.is_running() {
-            this.sleep.set(Some(this.sleeper.sleep(*this.limit)));
-        }
-        let Some(sleep) = this.sleep.as_pin_mut() else {
+        // A call waiting for nothing but its admission has no limit yet.
+        if !this.call.is_running() && !this.deadline.is_started() {
             return Poll::Pending;
-        };
-        if sleep.poll(cx).is_pending() {
+        }
+        if this
+            .deadline
+            .poll_started(this.sleeper, *this.limit, cx)
+            .is_pending()
+        {
             return Poll::Pending;
         }
         this.call.time_out();

@@ -46,7 +46,7 @@ pub use config::{
 };
 pub(crate) use run::{
     classified, limited, record_first_attempt, retry_async_judged, retry_blocking, start, Attempts,
-    Borrowed,
+    Borrowed, Deadline,
 };
 pub use run::{
     retry, retry_async, retry_async_if, retry_if, AttemptLimit, LimitAttempt, RetryVerdict, Sleeper,

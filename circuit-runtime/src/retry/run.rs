@@ -432,18 +432,57 @@ where
 }
 
 pin_project_lite::pin_project! {
+    /// A time limit that starts when the call it limits first has to
+    /// wait, not when the call is made: a call that completes at once
+    /// never asks the sleeper for a timer (a test's sleeper that moves a
+    /// manual clock when asked would otherwise count a whole limit against
+    /// `max_elapsed` for an instant attempt). Shared by a breaker's
+    /// `timeout` and a retry's `attempt_timeout`.
+    pub(crate) struct Deadline<S: Sleeper> {
+        #[pin]
+        sleep: Option<S::Sleep>,
+    }
+}
+
+impl<S: Sleeper> Deadline<S> {
+    pub(crate) fn new() -> Self {
+        Deadline { sleep: None }
+    }
+
+    /// Whether the limit has started.
+    pub(crate) fn is_started(&self) -> bool {
+        self.sleep.is_some()
+    }
+
+    /// Starts the limit of `limit` on `sleeper` if it has not started,
+    /// and polls it: ready once the limit is over.
+    pub(crate) fn poll_started(
+        self: std::pin::Pin<&mut Self>,
+        sleeper: &S,
+        limit: Duration,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let mut sleep = self.project().sleep;
+        if sleep.is_none() {
+            sleep.set(Some(sleeper.sleep(limit)));
+        }
+        sleep
+            .as_pin_mut()
+            .expect("the limit, started above")
+            .poll(cx)
+    }
+}
+
+pin_project_lite::pin_project! {
     /// `attempt`, unless it is still running `limit` after it first had to
-    /// wait. The timer starts then, not when the attempt is made: an
-    /// attempt that completes at once never asks the sleeper for one (a
-    /// test's sleeper that moves a manual clock when asked would count a
-    /// whole limit against `max_elapsed` for an instant attempt).
+    /// wait (see [`Deadline`]).
     pub(crate) struct Limited<'s, S: Sleeper, F> {
         sleeper: &'s S,
         limit: Duration,
         #[pin]
         attempt: F,
         #[pin]
-        timer: Option<S::Sleep>,
+        deadline: Deadline<S>,
     }
 }
 
@@ -458,7 +497,7 @@ pub(crate) fn limited<S: Sleeper, F: Future>(
         sleeper,
         limit,
         attempt,
-        timer: None,
+        deadline: Deadline::new(),
     }
 }
 
@@ -469,15 +508,13 @@ impl<S: Sleeper, F: Future> Future for Limited<'_, S, F> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<F::Output>> {
-        let mut this = self.project();
+        let this = self.project();
         if let std::task::Poll::Ready(output) = this.attempt.poll(cx) {
             return std::task::Poll::Ready(Some(output));
         }
-        if this.timer.is_none() {
-            this.timer.set(Some(this.sleeper.sleep(*this.limit)));
-        }
-        let timer = this.timer.as_pin_mut().expect("the timer, started above");
-        timer.poll(cx).map(|()| None)
+        this.deadline
+            .poll_started(this.sleeper, *this.limit, cx)
+            .map(|()| None)
     }
 }
 
