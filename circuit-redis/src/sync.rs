@@ -102,8 +102,9 @@ pub(crate) struct Syncer<B> {
     /// The names whose trial lease this replica holds.
     leased: HashMap<String, bool>,
     last_good: Instant,
-    /// What the store refused of one name in the last exchange, if
-    /// anything: reported as the last error, though the round was good.
+    /// The first thing the store refused of one name this round (its
+    /// keys damaged by hand), if any: that name waits, the others go on,
+    /// and this is reported as the last error, though the round was good.
     refusal: Option<BackendError>,
 }
 
@@ -235,13 +236,6 @@ impl<B: Backend> Syncer<B> {
         }
     }
 
-    /// Notes what the store refused of one name (its keys damaged by
-    /// hand): that name waits, the others go on, and the first refusal of
-    /// a round is its reported error.
-    fn refuse(&mut self, refusal: BackendError) {
-        self.refusal.get_or_insert(refusal);
-    }
-
     /// Tells every shared breaker whether it decides alone; one that does
     /// holds no trial.
     fn mark_degraded(&self, degraded: bool, reason: Option<&str>) {
@@ -271,7 +265,7 @@ impl<B: Backend> Syncer<B> {
         let names = self.names.clone();
         let exchanged = self.backend.exchange(&reports, &names).await?;
         for refusal in exchanged.refusals {
-            self.refuse(refusal);
+            self.refusal.get_or_insert(refusal);
         }
         // The store answered: a shared open applied now is held like any.
         self.rejoin();
@@ -467,7 +461,7 @@ impl<B: Backend> Syncer<B> {
                         }
                     }
                     Err(refusal) if refusal.name_only => {
-                        self.refuse(refusal);
+                        self.refusal.get_or_insert(refusal);
                         break;
                     }
                     Err(error) => return Err(error),
@@ -699,6 +693,27 @@ mod tests {
         round_trips: usize,
     }
 
+    #[derive(Clone, Copy)]
+    enum Access {
+        Read,
+        Write,
+    }
+
+    impl FakeStore {
+        /// One round trip: refused when the store is down, or read-only
+        /// and asked to write.
+        fn reach(&mut self, access: Access) -> Result<(), BackendError> {
+            self.round_trips += 1;
+            if self.read_only && matches!(access, Access::Write) {
+                return Err("READONLY You can't write against a read only replica.".into());
+            }
+            if self.down {
+                return Err("connection refused".into());
+            }
+            Ok(())
+        }
+    }
+
     impl Backend for &mut FakeStore {
         async fn publish(
             &mut self,
@@ -707,13 +722,7 @@ mod tests {
             change: &Change,
             origin: &str,
         ) -> Result<Published, BackendError> {
-            self.round_trips += 1;
-            if self.read_only {
-                return Err("READONLY You can't write against a read only replica.".into());
-            }
-            if self.down {
-                return Err("connection refused".into());
-            }
+            self.reach(Access::Write)?;
             let current = self
                 .states
                 .entry(name.to_owned())
@@ -745,10 +754,7 @@ mod tests {
             reports: &[(String, CountReport)],
             names: &[String],
         ) -> Result<crate::backend::Exchanged, BackendError> {
-            self.round_trips += 1;
-            if self.down {
-                return Err("connection refused".into());
-            }
+            self.reach(Access::Read)?;
             let mut exchanged = crate::backend::Exchanged::default();
             for (name, report) in reports {
                 let counts = self.counts.entry(name.clone()).or_default();
@@ -779,13 +785,7 @@ mod tests {
             config: &str,
             origin: &str,
         ) -> Result<u64, BackendError> {
-            self.round_trips += 1;
-            if self.read_only {
-                return Err("READONLY You can't write against a read only replica.".into());
-            }
-            if self.down {
-                return Err("connection refused".into());
-            }
+            self.reach(Access::Write)?;
             let version = self.configs.get(name).map_or(0, |shared| shared.version) + 1;
             self.configs.insert(
                 name.to_owned(),
@@ -804,13 +804,7 @@ mod tests {
             origin: &str,
             _lease: Duration,
         ) -> Result<bool, BackendError> {
-            self.round_trips += 1;
-            if self.read_only {
-                return Err("READONLY You can't write against a read only replica.".into());
-            }
-            if self.down {
-                return Err("connection refused".into());
-            }
+            self.reach(Access::Write)?;
             let holder = self
                 .leases
                 .entry(name.to_owned())

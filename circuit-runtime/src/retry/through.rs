@@ -131,7 +131,7 @@ impl CircuitBreaker {
             self,
             config,
             classified,
-            |_: &E| true,
+            every_error,
             attempt,
         ))
     }
