@@ -511,3 +511,68 @@ fn a_window_put_back_in_use_in_the_same_period_holds_only_what_it_was_given() {
     let _ = breaker.call(|| Err::<(), _>("down"));
     assert_eq!(breaker.state(), State::Open, "S F F F: 0.75");
 }
+
+#[circuit_breaker(name = "live.closed_path_work")]
+fn takes(clock: &ManualClock, duration: Duration, fail: bool) -> Result<(), ApiError> {
+    clock.advance(duration);
+    if fail {
+        Err(ApiError::Down)
+    } else {
+        Ok(())
+    }
+}
+
+/// Each option that gives a closed call more to do than a count (timing,
+/// a window, a concurrency limit) is taken up by a cached call site from its
+/// next call, and dropped again.
+#[test]
+fn a_cached_call_site_takes_up_and_drops_timing_a_window_and_a_limit() {
+    const NAME: &str = "live.closed_path_work";
+    let clock = ManualClock::new();
+    let second = Duration::from_secs(1);
+    let plain = || {
+        Config::builder()
+            .failure_threshold(100)
+            .clock(clock.clone())
+    };
+    registry().configure(NAME, plain().build().unwrap());
+    assert_eq!(takes(&clock, second, false), Ok(()));
+    let breaker = registered(NAME);
+    assert_eq!(breaker.metrics().slow_calls, 0, "nothing times calls yet");
+
+    let timed = plain().slow_call_duration(Duration::from_millis(500));
+    registry().configure(NAME, timed.build().unwrap());
+    assert_eq!(takes(&clock, second, false), Ok(()));
+    assert_eq!(breaker.metrics().slow_calls, 1, "timed from the next call");
+
+    let windowed = plain()
+        .failure_rate_threshold(0.5)
+        .window_size(10)
+        .minimum_calls(10);
+    registry().configure(NAME, windowed.build().unwrap());
+    assert_eq!(takes(&clock, second, true), Err(ApiError::Down));
+    assert_eq!(takes(&clock, second, false), Ok(()));
+    assert_eq!(
+        breaker.metrics().failure_rate,
+        Some(0.5),
+        "both in the window"
+    );
+    assert_eq!(breaker.metrics().slow_calls, 1, "no longer timed");
+
+    registry().configure(NAME, plain().max_concurrent_calls(1).build().unwrap());
+    let running = breaker.try_acquire().expect("the one slot");
+    assert_eq!(takes(&clock, second, false), Err(ApiError::Unavailable));
+    assert_eq!(breaker.metrics().bulkhead_rejected, 1);
+    assert_eq!(breaker.metrics().failure_rate, None, "no window any more");
+
+    registry().configure(NAME, plain().build().unwrap());
+    assert_eq!(takes(&clock, second, false), Ok(()), "the limit is gone");
+    running.record_success();
+    let metrics = breaker.metrics();
+    assert_eq!((metrics.slow_calls, metrics.bulkhead_rejected), (1, 1));
+    assert_eq!(metrics.successful_calls, 5);
+    assert!(
+        Arc::ptr_eq(&breaker, &registered(NAME)),
+        "one breaker throughout"
+    );
+}

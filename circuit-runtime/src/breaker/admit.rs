@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::permit::{Admission, Holds, Mode, Permit};
 use super::words::{
-    generation_of, is_closed_without_limit, state_of, tag_of, trial_fields, trial_value,
+    generation_of, is_plain_closed, is_windowed_closed, state_of, tag_of, trial_fields, trial_value,
 };
 use super::{CircuitBreaker, State};
 use crate::error::CircuitOpenError;
@@ -61,26 +61,47 @@ impl CircuitBreaker {
     }
 
     /// Whether a call meeting state word `word` takes the closed fast
-    /// path: the breaker is closed and limits no calls. A breaker with
-    /// `max_concurrent_calls` takes the slow path, which counts its slots.
+    /// path: the breaker is closed, and its calls need nothing but a
+    /// count: no concurrency slot, no timing, no window. Any of those takes
+    /// the slow path, which does them.
     #[inline]
     pub(super) fn admits_at_once(&self, word: u64) -> bool {
-        is_closed_without_limit(word, self.tuning.concurrency_limit())
+        is_plain_closed(word, self.tuning.closed_path_work())
     }
 
-    /// Admits a call into the closed period `word` of a breaker that
-    /// limits no calls. Apart from [`admit`](Self::admit) so the state and
-    /// the absence of a slot are constants the verdict's checks fold away.
+    /// Admits a call into the closed period `word` of a breaker whose
+    /// calls need nothing but a count ([`admits_at_once`](Self::admits_at_once)).
+    /// Apart from [`admit`](Self::admit) so the mode and the absent start
+    /// time are constants the verdict's checks fold away.
     #[inline]
     pub(super) fn admit_closed(&self, word: u64) -> Permit<'_> {
         Permit::new(
             self,
             Admission {
                 generation: generation_of(word),
-                mode: Mode::CLOSED,
-                started_at: self.call_started_at(),
+                mode: Mode::CLOSED_AT_ONCE,
+                started_at: 0,
             },
         )
+    }
+
+    /// Admits a call into the closed period `word` of a breaker whose calls
+    /// need a window to record in and nothing else, as
+    /// [`admit_closed`](Self::admit_closed) does, but for the verdict's
+    /// slow path, which records in the window. `None` when the breaker is
+    /// not such a breaker or not closed.
+    #[inline]
+    pub(super) fn admit_windowed(&self, word: u64) -> Option<Permit<'_>> {
+        is_windowed_closed(word, self.tuning.closed_path_work()).then(|| {
+            Permit::new(
+                self,
+                Admission {
+                    generation: generation_of(word),
+                    mode: Mode::new(State::Closed, Holds::NOTHING),
+                    started_at: 0,
+                },
+            )
+        })
     }
 
     /// Admits a call into the period `word` (a trial if `trial`), with a

@@ -70,6 +70,9 @@ impl CircuitBreaker {
         if self.admits_at_once(word) {
             return Self::run(self.admit_closed(word), is_failure, f, Verdict::Success);
         }
+        if let Some(permit) = self.admit_windowed(word) {
+            return Self::run(permit, is_failure, f, Verdict::Success);
+        }
         // The common rejection, built straight into the caller's return
         // slot: returned from another function, its copy stalled.
         if state_of(word) == State::Open {
@@ -125,8 +128,12 @@ impl CircuitBreaker {
         f: impl FnOnce() -> Result<T, E>,
         success: Verdict,
     ) -> Result<T, CallError<E>> {
-        // The open rejection once more, for `call_with_closed_inline`,
-        // built straight into the caller's return slot.
+        // The windowed closed call and the open rejection once more, for
+        // `call_with_closed_inline`, the rejection built straight into the
+        // caller's return slot.
+        if let Some(permit) = self.admit_windowed(word) {
+            return Self::run(permit, is_failure, f, success);
+        }
         if state_of(word) == State::Open {
             if let Some(retry_after) = self.nanos_left_open() {
                 return Err(CallError::Rejected(

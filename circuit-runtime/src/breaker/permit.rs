@@ -62,21 +62,28 @@ pub(crate) struct Admission {
 }
 
 /// The state a call was admitted in and the slots it holds, in one word:
-/// the state's code in the low byte, the [`Holds`] in the next. One word,
+/// the state's code in the low byte, the [`Holds`] in the next, and a bit
+/// above them that only the closed fast path leaves clear. One word,
 /// written by one store, rather than a byte each: a permit kept in a
 /// future is read back whole, and a wide load of narrow stores misses the
 /// store buffer (`async_closed` measured 8.5 ns with two bytes, against
-/// 7.4 ns before the second byte existed). A closed call holding nothing
-/// is 0, so the closed fast path tests one word against zero.
+/// 7.4 ns before the second byte existed). A call admitted on the closed
+/// fast path is 0, so its verdict tests one word against zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Mode(u64);
 
 impl Mode {
-    /// Admitted closed, holding nothing: the closed fast path's mode.
-    pub(crate) const CLOSED: Mode = Mode(0);
+    /// Admitted on the closed fast path: closed, holding nothing, timing
+    /// nothing, and with no window to record in when admitted, so a
+    /// success only counts. Every other admission has [`Self::WEIGHED`].
+    pub(crate) const CLOSED_AT_ONCE: Mode = Mode(0);
+
+    /// Set in every mode but [`Self::CLOSED_AT_ONCE`]: the verdict takes
+    /// the slow path, which weighs the call against the breaker's rules.
+    const WEIGHED: u64 = 1 << 16;
 
     pub(crate) fn new(state: State, holds: Holds) -> Mode {
-        Mode(state.code() | u64::from(holds.0) << 8)
+        Mode(Self::WEIGHED | state.code() | u64::from(holds.0) << 8)
     }
 
     /// The state the call was admitted in.
@@ -407,6 +414,8 @@ impl<'a, F: Future, C> InFlight<'a, F, C> {
             let word = breaker.state.load(Ordering::Acquire);
             if breaker.admits_at_once(word) {
                 *this.permit = Some(breaker.admit_closed(word));
+            } else if let Some(permit) = breaker.admit_windowed(word) {
+                *this.permit = Some(permit);
             } else {
                 match breaker.try_acquire_slow(word) {
                     Ok(permit) => *this.permit = Some(permit),

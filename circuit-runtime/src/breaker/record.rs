@@ -18,8 +18,9 @@ impl CircuitBreaker {
     /// admission by value: a reference pins it to the stack, and copying it
     /// there costs a store-forwarding stall on every call.
     ///
-    /// The common case, a timed-free success in a closed breaker without a
-    /// window, is a counter bump and one load, inlined into the caller; the
+    /// The common case, a success of a call admitted on the closed fast
+    /// path (nothing timed, no window, no slot), is a counter bump and one
+    /// load, inlined into the caller; the
     /// rest is out of line. Measured: the call and the six saved registers
     /// of an out-of-line `record_outcome` were a third of the closed path's
     /// overhead (`closed_success` bench).
@@ -33,9 +34,7 @@ impl CircuitBreaker {
             Counter::Successful
         };
         if matches!(verdict, Verdict::Success | Verdict::FirstRetrySuccess)
-            && admission.mode == Mode::CLOSED
-            && admission.started_at == 0
-            && !self.windows.in_use()
+            && admission.mode == Mode::CLOSED_AT_ONCE
         {
             self.counters.add(success_counter);
             self.end_closed_failure_run(&admission);

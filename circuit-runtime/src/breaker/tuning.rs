@@ -8,7 +8,9 @@
 use std::iter;
 use std::time::Duration;
 
-use super::words::{generation_of, tag_of};
+use super::words::{
+    generation_of, tag_of, CLOSED_PATH_SLOT, CLOSED_PATH_TIMING, CLOSED_PATH_WINDOW,
+};
 use super::CircuitBreaker;
 use crate::append_only::AppendOnly;
 use crate::clock::saturating_nanos;
@@ -34,6 +36,9 @@ pub(super) struct Tuning {
     slow_call_duration: AtomicU64,
     /// 0 when calls are not limited.
     max_concurrent_calls: AtomicU64,
+    /// What a closed call needs beyond a count, as `CLOSED_PATH_*` bits:
+    /// 0 when nothing. The one option the closed fast path reads.
+    closed_path_work: AtomicU64,
     minimum_calls: AtomicU64,
     /// `f64` bits; 0 (the bits of 0.0, never a valid threshold) when off.
     failure_rate_threshold: AtomicU64,
@@ -66,6 +71,7 @@ impl Tuning {
             half_open_timeout: AtomicU64::new(0),
             slow_call_duration: AtomicU64::new(0),
             max_concurrent_calls: AtomicU64::new(0),
+            closed_path_work: AtomicU64::new(0),
             minimum_calls: AtomicU64::new(0),
             failure_rate_threshold: AtomicU64::new(0),
             slow_call_rate_threshold: AtomicU64::new(0),
@@ -90,6 +96,7 @@ impl Tuning {
 
     fn store(&self, config: &Config) {
         let set = |atomic: &AtomicU64, value: u64| atomic.store(value, Ordering::Relaxed);
+        let bit = |on: bool, bit: u64| if on { bit } else { 0 };
         set(&self.failure_threshold, config.failure_threshold().into());
         set(&self.success_threshold, config.success_threshold().into());
         set(
@@ -107,6 +114,12 @@ impl Tuning {
         set(
             &self.max_concurrent_calls,
             config.max_concurrent_calls().map_or(0, u64::from),
+        );
+        set(
+            &self.closed_path_work,
+            bit(config.max_concurrent_calls().is_some(), CLOSED_PATH_SLOT)
+                | bit(config.slow_call_duration().is_some(), CLOSED_PATH_TIMING)
+                | bit(config.keeps_window(), CLOSED_PATH_WINDOW),
         );
         set(&self.minimum_calls, config.minimum_calls().into());
         set(
@@ -139,18 +152,26 @@ impl Tuning {
         Duration::from_nanos(self.half_open_timeout.load(Ordering::Relaxed))
     }
 
-    /// Whether calls are timed: the one option the closed path reads.
+    /// Whether calls are timed.
     #[inline]
     pub(super) fn times_calls(&self) -> bool {
         self.slow_call_duration.load(Ordering::Relaxed) != 0
     }
 
-    /// `max_concurrent_calls`, or 0 when calls are not limited: read with
-    /// the state word on the closed path, see
-    /// [`is_closed_without_limit`](super::words::is_closed_without_limit).
+    /// `max_concurrent_calls`, or 0 when calls are not limited.
     #[inline]
     pub(super) fn concurrency_limit(&self) -> u64 {
         self.max_concurrent_calls.load(Ordering::Relaxed)
+    }
+
+    /// What a closed call needs beyond a count (a concurrency slot, a
+    /// start time, a window to record in), 0 for nothing: one word for the
+    /// closed fast path to read rather than three, see
+    /// [`is_plain_closed`](super::words::is_plain_closed). It only chooses
+    /// the path: the slow path reads each option it needs on its own.
+    #[inline]
+    pub(super) fn closed_path_work(&self) -> u64 {
+        self.closed_path_work.load(Ordering::Relaxed)
     }
 
     /// The duration from which a call is slow, in nanoseconds, if any.
@@ -217,12 +238,6 @@ impl Windows {
             initial: kind.map(|kind| (kind, Window::new(kind, tag_of(0)))),
             later: Box::default(),
         }
-    }
-
-    /// Whether a window is in use: all the closed path asks.
-    #[inline]
-    pub(super) fn in_use(&self) -> bool {
-        self.active.load(Ordering::Relaxed) != 0
     }
 
     /// The window in use.

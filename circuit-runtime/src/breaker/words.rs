@@ -18,16 +18,31 @@ pub(super) fn state_of(word: u64) -> State {
     State::from_code(word & STATE_MASK)
 }
 
-/// Whether the state word is closed and `limit`, a breaker's
-/// `max_concurrent_calls` (0 for none), is off: the closed fast path's one
-/// test. Bits, not `state_of`, whose decoding into a `State` cost the hot
-/// path a lookup; and as Closed is code 0, both conditions fold into one OR
-/// and one branch, so a breaker without a limit pays only the load of a
-/// read-mostly word for the option.
+/// Whether the state word is closed and `closed_path_work`, what a
+/// breaker's closed calls need beyond a count (see
+/// [`Tuning::closed_path_work`](super::tuning::Tuning::closed_path_work)),
+/// is nothing: the closed fast path's one test. Bits, not `state_of`, whose
+/// decoding into a `State` cost the hot path a lookup; and as Closed is
+/// code 0, both conditions fold into one OR and one branch, so a plain
+/// breaker pays only the load of one read-mostly word for its options.
 #[inline]
-pub(super) fn is_closed_without_limit(word: u64, limit: u64) -> bool {
-    ((word & STATE_MASK) ^ State::Closed.code()) | limit == 0
+pub(super) fn is_plain_closed(word: u64, closed_path_work: u64) -> bool {
+    ((word & STATE_MASK) ^ State::Closed.code()) | closed_path_work == 0
 }
+
+/// Whether the state word is closed and `closed_path_work` asks for a
+/// window to record in and nothing else: the closed path of a breaker with
+/// rate rules, which needs no more than the fast path's admission.
+#[inline]
+pub(super) fn is_windowed_closed(word: u64, closed_path_work: u64) -> bool {
+    word & STATE_MASK == State::Closed.code() && closed_path_work == CLOSED_PATH_WINDOW
+}
+
+/// The bits of [`Tuning::closed_path_work`](super::tuning::Tuning::closed_path_work):
+/// a concurrency slot to take, a start time to read, a window to record in.
+pub(super) const CLOSED_PATH_SLOT: u64 = 1;
+pub(super) const CLOSED_PATH_TIMING: u64 = 1 << 1;
+pub(super) const CLOSED_PATH_WINDOW: u64 = 1 << 2;
 
 pub(super) fn generation_of(word: u64) -> u64 {
     word >> STATE_BITS
