@@ -331,6 +331,74 @@ fn closed_breaker_counts_every_call_from_many_threads() {
     assert_eq!(breaker.state(), State::Closed);
 }
 
+/// Counted from a thread-local's destructor: a call made while its thread
+/// tears down, after or before the breaker's own thread-locals are gone.
+struct CallsOnExit(&'static CircuitBreaker);
+
+impl Drop for CallsOnExit {
+    fn drop(&mut self) {
+        let _ = self.0.call(|| Ok::<_, ()>(()));
+    }
+}
+
+thread_local! {
+    static CALLS_ON_EXIT: std::cell::RefCell<Option<CallsOnExit>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn counts_survive_threads_that_exit_outnumber_the_stripes_and_call_while_exiting() {
+    // Leaked: thread-local destructors outlive any borrow of the test.
+    let breaker: &'static CircuitBreaker = Box::leak(Box::new(CircuitBreaker::new(
+        "counted-across-threads",
+        Config::builder()
+            .failure_threshold(u32::MAX)
+            .build()
+            .unwrap(),
+    )));
+    // Hundreds of threads, more than any machine's stripe count (at most
+    // 256), in waves that overlap, so stripes are claimed, given back by
+    // exiting threads, reused, and run out.
+    let (waves, per_wave, per_thread) = (6, 64, 50);
+    for wave in 0..waves {
+        // Joined, not scoped: a scope can end before its threads'
+        // thread-local destructors have run, a join cannot.
+        let running: Vec<_> = (0..per_wave)
+            .map(|thread| {
+                std::thread::spawn(move || {
+                    // Half the threads register their exit call before any
+                    // call of their own, so it may be their first.
+                    if thread % 2 == 0 {
+                        CALLS_ON_EXIT
+                            .with(|on_exit| *on_exit.borrow_mut() = Some(CallsOnExit(breaker)));
+                    }
+                    for i in 0..per_thread {
+                        let _ = if (wave + thread + i) % 2 == 0 {
+                            breaker.call(|| Ok::<_, ()>(()))
+                        } else {
+                            breaker.call(|| Err(()))
+                        };
+                    }
+                    if thread % 2 == 1 {
+                        CALLS_ON_EXIT
+                            .with(|on_exit| *on_exit.borrow_mut() = Some(CallsOnExit(breaker)));
+                    }
+                })
+            })
+            .collect();
+        for thread in running {
+            thread.join().expect("no call panics");
+        }
+    }
+    let threads = (waves * per_wave) as u64;
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.total_calls, threads * (per_thread as u64 + 1));
+    assert_eq!(metrics.failed_calls, threads * per_thread as u64 / 2);
+    assert_eq!(
+        metrics.successful_calls,
+        threads * (per_thread as u64 / 2 + 1)
+    );
+}
+
 #[test]
 fn concurrent_failures_trip_the_breaker_exactly_once() {
     for _ in 0..50 {

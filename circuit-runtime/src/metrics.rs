@@ -241,14 +241,34 @@ impl CallCounters {
         }
     }
 
+    /// Bumps `counter` on this thread's stripe. One branch in the common
+    /// case: the thread's stripe index, kept where no lazy initialization
+    /// is checked, is in range only once claimed (see [`ThreadSlot`]).
     #[inline]
     pub(crate) fn add(&self, counter: Counter) {
-        let slot = ThreadSlot::current();
-        let cell = &self.stripes[slot].0[counter as usize];
-        if slot == SHARED_SLOT {
-            cell.fetch_add(1, Ordering::Relaxed);
-        } else {
-            cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        match self.stripes.get(ThreadSlot::current()) {
+            Some(stripe) => {
+                let cell = &stripe.0[counter as usize];
+                cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+            None => self.add_unowned(counter),
+        }
+    }
+
+    /// Bumps `counter` for a thread that has no stripe index yet (it claims
+    /// one) or will never have one (it shares stripe 0, with locked adds).
+    #[cold]
+    #[inline(never)]
+    fn add_unowned(&self, counter: Counter) {
+        let slot = ThreadSlot::claim_current();
+        match self.stripes.get(slot) {
+            Some(stripe) if slot != SHARED_SLOT => {
+                let cell = &stripe.0[counter as usize];
+                cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+            _ => {
+                self.stripes[SHARED_SLOT].0[counter as usize].fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -320,6 +340,26 @@ static FREE_SLOTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 #[cfg_attr(loom, allow(dead_code))] // loom models use the shared stripe only
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(SHARED_SLOT + 1);
 
+/// What [`ThreadSlot::current`] returns before the thread claimed an index.
+/// Out of range of every breaker's stripes, as [`NO_SLOT`] is: neither
+/// ever names stripe 0, which only takes locked adds.
+#[cfg_attr(loom, allow(dead_code))]
+const UNCLAIMED: usize = usize::MAX;
+/// What [`ThreadSlot::current`] returns for a thread without a stripe of
+/// its own: every index was taken, or its thread-locals are being torn
+/// down.
+const NO_SLOT: usize = usize::MAX - 1;
+
+#[cfg(not(loom))]
+thread_local! {
+    /// This thread's stripe index once claimed. A `const` cell with nothing
+    /// to drop: reading it checks no lazy initialization and works even
+    /// while the thread's other thread-locals are torn down.
+    static INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(UNCLAIMED) };
+    /// The claimed index's owner, which gives it back when the thread exits.
+    static OWNER: ThreadSlot = ThreadSlot::claim();
+}
+
 impl ThreadSlot {
     #[cfg_attr(loom, allow(dead_code))]
     fn claim() -> ThreadSlot {
@@ -334,15 +374,33 @@ impl ThreadSlot {
         }))
     }
 
-    /// This thread's stripe index.
+    /// This thread's stripe index, or an index out of every breaker's range
+    /// ([`UNCLAIMED`], [`NO_SLOT`]) when it has none: never the shared
+    /// stripe's.
     #[cfg(not(loom))]
     #[inline]
     fn current() -> usize {
-        thread_local! {
-            static SLOT: ThreadSlot = ThreadSlot::claim();
+        INDEX.get()
+    }
+
+    /// Claims this thread's stripe index if it has not yet, and returns it:
+    /// [`SHARED_SLOT`] for a thread that gets none.
+    #[cfg(not(loom))]
+    fn claim_current() -> usize {
+        if INDEX.get() == UNCLAIMED {
+            // A thread tearing down its thread-locals counts on the shared
+            // stripe, from now on.
+            let claimed = OWNER.try_with(|owner| owner.0).unwrap_or(SHARED_SLOT);
+            INDEX.set(if claimed == SHARED_SLOT {
+                NO_SLOT
+            } else {
+                claimed
+            });
         }
-        // A thread tearing down its thread-locals counts on the shared stripe.
-        SLOT.try_with(|slot| slot.0).unwrap_or(SHARED_SLOT)
+        match INDEX.get() {
+            NO_SLOT => SHARED_SLOT,
+            index => index,
+        }
     }
 
     /// Under loom, every model thread runs on one OS thread, so a std
@@ -350,6 +408,11 @@ impl ThreadSlot {
     #[cfg(loom)]
     #[inline]
     fn current() -> usize {
+        NO_SLOT
+    }
+
+    #[cfg(loom)]
+    fn claim_current() -> usize {
         SHARED_SLOT
     }
 }
@@ -357,6 +420,9 @@ impl ThreadSlot {
 impl Drop for ThreadSlot {
     fn drop(&mut self) {
         if self.0 != SHARED_SLOT {
+            // Stop bumping the stripe before another thread may get it.
+            #[cfg(not(loom))]
+            INDEX.set(NO_SLOT);
             lock_std(&FREE_SLOTS).push(self.0);
         }
     }
