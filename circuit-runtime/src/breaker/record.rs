@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::permit::{Admission, Holds, Mode, Verdict};
 use super::tuning::RateRules;
-use super::words::{generation_of, pack_state, state_of, tag_of, trial_fields, trial_value};
+use super::words::{
+    generation_of, pack_state, state_of, tag_of, trial_fields, trial_value, MAX_TRIAL_FIELD,
+};
 use super::{CircuitBreaker, State};
 use crate::events::{Event, SlowCall, TransitionCause};
 use crate::metrics::Counter;
@@ -283,7 +285,7 @@ impl CircuitBreaker {
         if !self.is_current(admission.generation) {
             return;
         }
-        let succeeded = |successes: u32| (successes + 1).min(0xFFFF);
+        let succeeded = |successes: u32| (successes + 1).min(MAX_TRIAL_FIELD);
         let counted = tagged::update(&self.trials, tag_of(admission.generation), |value| {
             let (successes, in_flight) = trial_fields(value);
             let in_flight = if admission.mode.holds().trial() {
@@ -352,5 +354,43 @@ impl CircuitBreaker {
             started_at: 0,
         };
         self.record_outcome(admission, verdict);
+    }
+}
+
+/// The counters of `#[retry]` calls made through a breaker.
+impl CircuitBreaker {
+    /// Counts a retry attempt made through this breaker, and reports it:
+    /// attempt number `attempt`, after `delay`.
+    #[cold]
+    pub(crate) fn count_retry(
+        &self,
+        attempt: u32,
+        delay: std::time::Duration,
+        category: Option<crate::retry::ErrorCategory>,
+    ) {
+        self.counters.add(Counter::RetryAttempt);
+        if self.is_observed() {
+            self.emit(&crate::Event::Retry(crate::RetryAttempt {
+                name: self.static_name(),
+                attempt,
+                delay,
+                category,
+            }));
+        }
+    }
+
+    /// Counts how a retried call through this breaker ended.
+    #[inline]
+    pub(crate) fn count_retried_call(&self, succeeded: bool, attempts: u32, budget_spent: bool) {
+        self.counters
+            .add(match (succeeded, attempts, budget_spent) {
+                // The sync path counts this one in place of the plain
+                // success; the async path here, after the plain success.
+                (true, 1, _) => Counter::RetrySucceededFirstAlsoCounted,
+                (true, _, _) => Counter::RetrySucceededLater,
+                (false, _, true) => Counter::RetryBudgetExhausted,
+                (false, 1, false) => Counter::RetryFailedFirst,
+                (false, _, false) => Counter::RetryFailedLater,
+            });
     }
 }

@@ -2,6 +2,7 @@
 //! place that knows their bit layouts.
 
 use super::state::State;
+use crate::tagged;
 
 /// The state word: `generation << STATE_BITS | state`. The generation has
 /// 61 bits: at one transition per nanosecond it would take 73 years to
@@ -65,13 +66,27 @@ pub(super) fn tag_of(generation: u64) -> u32 {
     generation as u32
 }
 
-/// The value of the trial word (a [`tagged`](crate::tagged) word):
+/// The value of the period counter `counter` (a [`tagged`] word) if it
+/// belongs to the period of state word `word` and that period is in
+/// `state`; 0 if it belongs to another: a counter the current period has
+/// not touched counts nothing.
+pub(super) fn period_value(counter: u64, word: u64, state: State) -> u32 {
+    match tagged::unpack(counter) {
+        (tag, value) if state_of(word) == state && tag == tag_of(generation_of(word)) => value,
+        _ => 0,
+    }
+}
+
+/// The value of the trial word (a [`tagged`] word):
 /// `successes << 16 | in_flight`.
 pub(super) fn trial_value(successes: u32, in_flight: u32) -> u32 {
     successes << 16 | in_flight
 }
 
+/// The most either field of the trial word holds.
+pub(super) const MAX_TRIAL_FIELD: u32 = 0xFFFF;
+
 /// The successes and the calls in flight of a trial word's value.
 pub(super) fn trial_fields(value: u32) -> (u32, u32) {
-    (value >> 16, value & 0xFFFF)
+    (value >> 16, value & MAX_TRIAL_FIELD)
 }

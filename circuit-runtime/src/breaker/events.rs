@@ -1,4 +1,4 @@
-//! Observing a breaker: its hooks, and the one place every event leaves
+//! A breaker's events: its hooks, and the one place every event leaves
 //! through, built only when someone is looking.
 
 use std::sync::atomic::Ordering;
