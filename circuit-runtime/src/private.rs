@@ -383,10 +383,10 @@ impl<T, E> Fallible for Result<T, E> {
 /// An error type that can report a rejected call, needed when the
 /// attribute has no `fallback`.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot report a rejected call: implement `From<circuit_runtime::CircuitOpenError>` for `{Self}`, or give `#[circuit_breaker]` a `fallback = ...`",
+    message = "`{Self}` cannot report a rejected call: give `#[circuit_breaker]` a `fallback = ...`, or implement `From<circuit_runtime::CircuitOpenError>` for `{Self}`",
     label = "without a `fallback`, an open breaker returns `Err({Self}::from(CircuitOpenError))`",
-    note = "for example: `impl From<CircuitOpenError> for {Self} {{ fn from(open: CircuitOpenError) -> Self {{ /* an \"unavailable\" variant */ }} }}`",
-    note = "that `impl` must live in the crate that defines `{Self}`; if that is not yours (`String`, `Box<dyn Error>`, another crate's error), give the attribute a `fallback`, or return an error type of your own that wraps it"
+    note = "if `{Self}` is defined in your crate: `impl From<CircuitOpenError> for {Self} {{ fn from(open: CircuitOpenError) -> Self {{ /* an \"unavailable\" variant */ }} }}`",
+    note = "if it is not (`String`, `Box<dyn Error>`, another crate's error), that `impl` is not allowed: give the attribute a `fallback`, or return an error type of your own that wraps `{Self}`"
 )]
 pub trait FromRejection {
     /// The error a rejection becomes.
@@ -778,7 +778,7 @@ where
 
 /// What a call cut off at its time limit returns.
 #[cold]
-pub fn timed_out<R>(timeout: TimeoutError) -> R
+fn timed_out<R>(timeout: TimeoutError) -> R
 where
     R: Fallible,
     R::Err: FromTimeout,
@@ -880,7 +880,8 @@ where
 
 // ---- #[retry] ------------------------------------------------------------
 
-pub use crate::retry::{Jitter as RetryJitter, RetryConfig, RetryVerdict, Sleeper};
+pub use crate::retry::{Jitter as RetryJitter, RetryConfig};
+use crate::retry::{RetryVerdict, Sleeper};
 
 /// Builds the retry configuration the attribute's keys describe; the macro
 /// checked every literal already, so a failure is a bug worth a panic.
