@@ -128,7 +128,7 @@ fn through_retry_and_breaker(x: u64) -> Result<u64, Unavailable> {
 
 /// What `#[retry]` adds when the first attempt succeeds, the common case:
 /// alone, over the unprotected call, and above `#[circuit_breaker]`, over
-/// the breaker alone. The bound: at most 2 ns either way.
+/// the breaker alone. What it may cost: at most 2 ns either way.
 fn first_attempt(c: &mut Criterion) {
     through_retry(0).expect("succeeds");
     through_retry_and_breaker(0).expect("succeeds");
