@@ -17,7 +17,7 @@ use std::ffi::OsString;
 
 use circuit_runtime::Config;
 use serde_json::{json, Value};
-use service::{config_of, json, on_a_manual_clock, request};
+use service::{circuit, config_of, json, on_a_manual_clock, request};
 
 /// The lines of a scrape that start with `prefix`.
 fn scraped(scrape: &str, prefix: &str) -> Vec<String> {
@@ -34,14 +34,6 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .iter()
         .find(|(header, _)| header == name)
         .map(|(_, value)| value.as_str())
-}
-
-/// The circuit `name` in a health report.
-fn circuit<'a>(health: &'a Value, name: &str) -> &'a Value {
-    health["circuits"]
-        .as_array()
-        .and_then(|circuits| circuits.iter().find(|circuit| circuit["name"] == name))
-        .unwrap_or_else(|| panic!("no circuit `{name}` in {health}"))
 }
 
 /// Each `(metric, value)` is in `scrape`, once, with that value.

@@ -22,27 +22,16 @@ use futures::executor::block_on;
 mod api;
 use api::{registered, ApiError};
 
+#[path = "common/poll.rs"]
+mod poll;
+use poll::poll_once;
+
 fn limited(limit: u32) -> CircuitBreaker {
     limited_with(Config::builder().max_concurrent_calls(limit)).0
 }
 
 fn limited_with(builder: ConfigBuilder) -> (CircuitBreaker, circuit_runtime::ManualClock) {
     common::manual_breaker("bulkhead", builder)
-}
-
-fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
-}
-
-/// A future that is never ready: a call that is still running.
-struct NeverReady;
-
-impl Future for NeverReady {
-    type Output = Result<(), ApiError>;
-
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Pending
-    }
 }
 
 fn assert_at_limit(rejection: &CircuitOpenError, state: State) {
@@ -198,7 +187,7 @@ fn a_panicking_call_gives_its_slot_back() {
 fn a_cancelled_async_call_gives_its_slot_back() {
     let breaker = limited(1);
     {
-        let mut call = pin!(breaker.call_async(NeverReady));
+        let mut call = pin!(breaker.call_async(std::future::pending::<Result<(), ApiError>>()));
         assert!(poll_once(call.as_mut()).is_pending());
         assert_at_limit(&breaker.try_acquire().unwrap_err(), State::Closed);
     }

@@ -1,17 +1,15 @@
 //! The future `call_async` returns: when it asks the breaker, what it does
 //! when misused, and what it shows.
 
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use circuit_runtime::{CallError, CircuitBreaker, Config, State};
-use futures::task::noop_waker_ref;
 
-fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(noop_waker_ref()))
-}
+#[path = "common/poll.rs"]
+mod poll;
+use poll::poll_once;
 
 #[test]
 fn it_asks_the_breaker_when_first_polled_not_when_made() {

@@ -358,7 +358,7 @@ fn counts_survive_threads_that_exit_outnumber_the_stripes_and_call_while_exiting
     // Hundreds of threads, more than any machine's stripe count (at most
     // 256), in waves that overlap, so stripes are claimed, given back by
     // exiting threads, reused, and run out.
-    let (waves, per_wave, per_thread) = (6, 64, 50);
+    let (waves, per_wave, per_thread) = (6_u64, 64_u64, 50_u64);
     for wave in 0..waves {
         // Joined, not scoped: a scope can end before its threads'
         // thread-local destructors have run, a join cannot.
@@ -389,14 +389,11 @@ fn counts_survive_threads_that_exit_outnumber_the_stripes_and_call_while_exiting
             thread.join().expect("no call panics");
         }
     }
-    let threads = (waves * per_wave) as u64;
+    let threads = waves * per_wave;
     let metrics = breaker.metrics();
-    assert_eq!(metrics.total_calls, threads * (per_thread as u64 + 1));
-    assert_eq!(metrics.failed_calls, threads * per_thread as u64 / 2);
-    assert_eq!(
-        metrics.successful_calls,
-        threads * (per_thread as u64 / 2 + 1)
-    );
+    assert_eq!(metrics.total_calls, threads * (per_thread + 1));
+    assert_eq!(metrics.failed_calls, threads * per_thread / 2);
+    assert_eq!(metrics.successful_calls, threads * (per_thread / 2 + 1));
 }
 
 #[test]

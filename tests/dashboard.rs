@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use circuit_runtime::Config;
 use serde_json::Value;
-use service::{config_of, json, on_a_manual_clock, request};
+use service::{circuit, config_of, json, on_a_manual_clock, request};
 
 /// The browser: `CHROMIUM` if set, else Debian's `chromium`.
 fn chromium() -> PathBuf {
@@ -145,14 +145,6 @@ fn style_percent(tag: &str, property: &str) -> f64 {
         .find(|(name, _)| name.trim() == property)
         .and_then(|(_, value)| value.trim().strip_suffix('%')?.parse().ok())
         .unwrap_or_else(|| panic!("no `{property}` in percent in {tag}"))
-}
-
-/// The breaker `name` in a health report.
-fn circuit<'a>(health: &'a Value, name: &str) -> &'a Value {
-    health["circuits"]
-        .as_array()
-        .and_then(|circuits| circuits.iter().find(|circuit| circuit["name"] == name))
-        .unwrap_or_else(|| panic!("no circuit `{name}` in {health}"))
 }
 
 /// A rate as the page writes it: `0.5` is `50.0%`.

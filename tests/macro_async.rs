@@ -1,12 +1,13 @@
 //! `#[circuit_breaker]` on `async fn`s, under tokio and under
 //! `futures::executor::block_on`, observed through the global registry.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use circuit_runtime::{circuit_breaker, registry, CircuitOpenError, Config, ManualClock, State};
+
+#[path = "common/poll.rs"]
+mod poll;
+use poll::poll_once;
 
 #[derive(Clone, Debug, PartialEq)]
 enum FetchError {
@@ -96,14 +97,6 @@ async fn hangs(hang: bool) -> Result<(), FetchError> {
         std::future::pending::<()>().await;
     }
     Ok(())
-}
-
-/// Polls `future` once, as an executor would before it is cancelled.
-fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
-    let mut future = pin!(future);
-    future
-        .as_mut()
-        .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
 }
 
 #[test]

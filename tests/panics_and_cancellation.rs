@@ -16,6 +16,10 @@ use std::time::Duration;
 use circuit_runtime::{CallError, CircuitBreaker, Config, ConfigBuilder, ManualClock, State};
 use futures::executor::block_on;
 
+#[path = "common/poll.rs"]
+mod poll;
+use poll::poll_once;
+
 fn breaker(builder: ConfigBuilder) -> (CircuitBreaker, ManualClock) {
     common::manual_breaker("fragile", builder)
 }
@@ -33,19 +37,9 @@ fn half_open() -> CircuitBreaker {
     breaker
 }
 
-fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
-}
-
-/// A future that is never ready.
-struct NeverReady;
-
-impl Future for NeverReady {
-    type Output = Result<(), &'static str>;
-
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Pending
-    }
+/// A call that is still running: a future that is never ready.
+fn never_ready() -> std::future::Pending<Result<(), &'static str>> {
+    std::future::pending()
 }
 
 /// A future that is pending once, then panics when polled again.
@@ -140,7 +134,7 @@ fn a_cancelled_async_trial_releases_its_slot_and_counts_nothing() {
     let breaker = half_open();
     let before = breaker.metrics();
     {
-        let mut call = pin!(breaker.call_async(NeverReady));
+        let mut call = pin!(breaker.call_async(never_ready()));
         assert!(poll_once(call.as_mut()).is_pending());
         assert_eq!(breaker.state(), State::HalfOpen);
         let busy = breaker
@@ -166,7 +160,7 @@ fn a_cancelled_async_trial_releases_its_slot_and_counts_nothing() {
 fn a_cancelled_async_call_on_a_closed_breaker_counts_nothing() {
     let (breaker, _clock) = breaker(Config::builder().failure_threshold(1));
     for _ in 0..10 {
-        let mut call = Box::pin(breaker.call_async(NeverReady));
+        let mut call = Box::pin(breaker.call_async(never_ready()));
         assert!(poll_once(call.as_mut()).is_pending());
         drop(call);
     }
@@ -179,7 +173,7 @@ fn a_cancelled_async_call_on_a_closed_breaker_counts_nothing() {
 #[test]
 fn an_async_call_never_polled_takes_no_slot() {
     let breaker = half_open();
-    let call = breaker.call_async(NeverReady);
+    let call = breaker.call_async(never_ready());
     breaker.try_acquire().unwrap().record_success();
     assert_eq!(breaker.state(), State::Closed);
     drop(call);
@@ -276,7 +270,8 @@ fn pending_calls_dropped_by_a_sibling_panic_are_cancelled_not_failed() {
     let (breaker, _clock) = breaker(Config::builder().failure_threshold(5));
     let unwound = catch_unwind(AssertUnwindSafe(|| {
         block_on(async {
-            let calls = futures::future::join_all((0..10).map(|_| breaker.call_async(NeverReady)));
+            let calls =
+                futures::future::join_all((0..10).map(|_| breaker.call_async(never_ready())));
             let sibling = async {
                 // Let the calls start first: they hold their permits.
                 yield_now().await;
@@ -296,7 +291,7 @@ fn a_pending_trial_dropped_by_a_sibling_panic_gives_its_slot_back() {
     let breaker = half_open();
     let unwound = catch_unwind(AssertUnwindSafe(|| {
         block_on(async {
-            let trial = breaker.call_async(NeverReady);
+            let trial = breaker.call_async(never_ready());
             let sibling = async {
                 yield_now().await;
                 panic!("a bug elsewhere in the task");
@@ -318,7 +313,7 @@ fn a_pending_trial_dropped_by_a_sibling_panic_gives_its_slot_back() {
 fn a_pending_call_dropped_while_the_thread_unwinds_is_cancelled() {
     let (breaker, _clock) = breaker(Config::builder().failure_threshold(1));
     let unwound = catch_unwind(AssertUnwindSafe(|| {
-        let mut call = pin!(breaker.call_async(NeverReady));
+        let mut call = pin!(breaker.call_async(never_ready()));
         assert!(poll_once(call.as_mut()).is_pending());
         panic!("the caller blew up, not the call");
     }));
@@ -532,7 +527,7 @@ async fn a_call_losing_a_tokio_select_is_cancelled() {
     let breaker = half_open();
     tokio::select! {
         biased;
-        _ = breaker.call_async(NeverReady) => unreachable!("never ready"),
+        _ = breaker.call_async(never_ready()) => unreachable!("never ready"),
         () = tokio::task::yield_now() => {}
     }
     assert_eq!(breaker.state(), State::HalfOpen);

@@ -21,6 +21,10 @@ use circuit_runtime::{
     State,
 };
 
+#[path = "common/poll.rs"]
+mod poll;
+use poll::poll_once;
+
 const NAME: &str = "soak";
 const THREADS: usize = 8;
 const HALF_OPEN_MAX_CALLS: u32 = 2;
@@ -134,10 +138,6 @@ impl Rng {
             _ => Act::Panic,
         }
     }
-}
-
-fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
 }
 
 /// One random operation on the breaker, accounted in `seen`.

@@ -124,3 +124,11 @@ pub fn config_of(name: &str) -> Config {
         .unwrap_or_else(|| panic!("no breaker `{name}`"))
         .config()
 }
+
+/// The entry for breaker `name` in a `/health` answer.
+pub fn circuit<'a>(health: &'a Value, name: &str) -> &'a Value {
+    health["circuits"]
+        .as_array()
+        .and_then(|circuits| circuits.iter().find(|circuit| circuit["name"] == name))
+        .unwrap_or_else(|| panic!("no circuit `{name}` in {health}"))
+}
