@@ -457,49 +457,66 @@ pub fn clone_for_fallback<T: FallbackArg>(argument: &T) -> T {
     argument.clone_for_fallback()
 }
 
-/// What the fallback of an `async fn` returns.
+/// What the fallback of an `async fn` returns: a future, awaited in the
+/// function's place. `Awaited` tells the two impls apart; only one can
+/// ever hold, but with two the compiler reports a fallback that returns
+/// something else as this trait's error, which says what to write, rather
+/// than as a missing `Future`.
 #[diagnostic::on_unimplemented(
     message = "the fallback of an `async fn` must be an `async fn` too, but it returns `{Self}`, which is not a future",
     label = "called and awaited when the breaker rejects the call",
     note = "declare the fallback `async fn` with the same arguments and return type as the protected function"
 )]
-pub trait AsyncFallback: Future {}
+pub trait AsyncFallback<Awaited> {
+    /// The future awaited.
+    type Future: Future;
+    /// The future to await.
+    fn into_future(self) -> Self::Future;
+}
 
-impl<F: Future> AsyncFallback for F {}
+/// [`AsyncFallback`]'s impl for a future.
+#[derive(Debug)]
+pub enum ReturnsFuture {}
+
+/// [`AsyncFallback`]'s second impl, for types implementing
+/// [`NeverAFallback`], which none does.
+#[derive(Debug)]
+pub enum NeverAwaited {}
+
+/// Implemented by no type: see [`AsyncFallback`].
+pub trait NeverAFallback {}
+
+impl<F: Future> AsyncFallback<ReturnsFuture> for F {
+    type Future = F;
+
+    #[inline]
+    fn into_future(self) -> F {
+        self
+    }
+}
+
+impl<F: NeverAFallback> AsyncFallback<NeverAwaited> for F {
+    type Future = std::future::Pending<F>;
+
+    fn into_future(self) -> Self::Future {
+        std::future::pending()
+    }
+}
 
 /// [`run_fallback`] for the fallback of an `async fn`: its future, which
-/// can be awaited only if the fallback returned a future. The check is
-/// made by the `.await` alone, so a sync fallback is one error, not two.
+/// the expansion awaits. A fallback that returns no future is one error,
+/// at `fallback = ...`, with [`AsyncFallback`]'s message.
 #[inline]
-pub fn run_async_fallback<F, Args, Cause, Shape>(
+pub fn run_async_fallback<F, Args, Cause, Shape, Awaited>(
     fallback: F,
     arguments: Args,
     cause: Cause,
-) -> FallbackFuture<F::Output>
+) -> <F::Output as AsyncFallback<Awaited>>::Future
 where
     F: Fallback<Args, Cause, Shape>,
+    F::Output: AsyncFallback<Awaited>,
 {
-    FallbackFuture {
-        fallback: fallback.run(arguments, cause),
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of an `async fn`'s fallback.
-    #[derive(Debug)]
-    pub struct FallbackFuture<F> {
-        #[pin]
-        fallback: F,
-    }
-}
-
-impl<F: AsyncFallback> Future for FallbackFuture<F> {
-    type Output = F::Output;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().fallback.poll(cx)
-    }
+    fallback.run(arguments, cause).into_future()
 }
 
 /// The shape of a fallback that takes only the function's arguments.
