@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use super::permit::{Admission, Holds, Mode, Permit};
-use super::words::{
-    generation_of, is_plain_closed, is_windowed_closed, state_of, tag_of, trial_fields, trial_value,
-};
+use super::words::{trial_fields, trial_value, StateWord};
 use super::{CircuitBreaker, State};
 use crate::error::CircuitOpenError;
 use crate::events::{Event, TransitionCause};
@@ -65,8 +63,8 @@ impl CircuitBreaker {
     /// count: no concurrency slot, no timing, no window. Any of those takes
     /// the slow path, which does them.
     #[inline]
-    pub(super) fn admits_at_once(&self, word: u64) -> bool {
-        is_plain_closed(word, self.tuning.closed_path_work())
+    pub(super) fn admits_at_once(&self, word: StateWord) -> bool {
+        word.is_plain_closed(self.tuning.closed_path_work())
     }
 
     /// Admits a call into the closed period `word` of a breaker whose
@@ -74,11 +72,11 @@ impl CircuitBreaker {
     /// Apart from [`admit`](Self::admit) so the mode and the absent start
     /// time are constants the verdict's checks fold away.
     #[inline]
-    pub(super) fn admit_closed(&self, word: u64) -> Permit<'_> {
+    pub(super) fn admit_closed(&self, word: StateWord) -> Permit<'_> {
         Permit::new(
             self,
             Admission {
-                generation: generation_of(word),
+                generation: word.generation(),
                 mode: Mode::CLOSED_AT_ONCE,
                 started_at: 0,
             },
@@ -91,17 +89,18 @@ impl CircuitBreaker {
     /// slow path, which records in the window. `None` when the breaker is
     /// not such a breaker or not closed.
     #[inline]
-    pub(super) fn admit_windowed(&self, word: u64) -> Option<Permit<'_>> {
-        is_windowed_closed(word, self.tuning.closed_path_work()).then(|| {
-            Permit::new(
-                self,
-                Admission {
-                    generation: generation_of(word),
-                    mode: Mode::new(State::Closed, Holds::NOTHING),
-                    started_at: 0,
-                },
-            )
-        })
+    pub(super) fn admit_windowed(&self, word: StateWord) -> Option<Permit<'_>> {
+        word.is_windowed_closed(self.tuning.closed_path_work())
+            .then(|| {
+                Permit::new(
+                    self,
+                    Admission {
+                        generation: word.generation(),
+                        mode: Mode::new(State::Closed, Holds::NOTHING),
+                        started_at: 0,
+                    },
+                )
+            })
     }
 
     /// Admits a call into the period `word` (a trial if `trial`), with a
@@ -112,13 +111,17 @@ impl CircuitBreaker {
     /// The rejection when every slot is taken. A trial's slot is given
     /// back then, by dropping its permit unjudged: the trial never ran.
     #[inline]
-    pub(super) fn admit(&self, word: u64, trial: bool) -> Result<Permit<'_>, CircuitOpenError> {
+    pub(super) fn admit(
+        &self,
+        word: StateWord,
+        trial: bool,
+    ) -> Result<Permit<'_>, CircuitOpenError> {
         let permit = Permit::new(
             self,
             Admission {
-                generation: generation_of(word),
+                generation: word.generation(),
                 mode: Mode::new(
-                    state_of(word),
+                    word.state(),
                     if trial { Holds::TRIAL } else { Holds::NOTHING },
                 ),
                 started_at: self.call_started_at(),
@@ -179,7 +182,10 @@ impl CircuitBreaker {
     }
 
     #[cold]
-    pub(super) fn try_acquire_slow(&self, mut word: u64) -> Result<Permit<'_>, CircuitOpenError> {
+    pub(super) fn try_acquire_slow(
+        &self,
+        mut word: StateWord,
+    ) -> Result<Permit<'_>, CircuitOpenError> {
         // This call's own transitions: at most one of each, so that a
         // timeout shorter than a transition (a slow hook, a preempted
         // thread, nanosecond timeouts) cannot make one call flip the
@@ -187,7 +193,7 @@ impl CircuitBreaker {
         let mut recovered = false;
         let mut timed_out = false;
         for _ in 1..MAX_LOOKS {
-            match state_of(word) {
+            match word.state() {
                 State::Closed | State::Disabled => return self.admit(word, false),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => match self.nanos_left_open() {
@@ -221,7 +227,7 @@ impl CircuitBreaker {
             word = self.state.load(Ordering::Acquire);
         }
         // Lost every race so far: answer from the state as it is now.
-        match state_of(word) {
+        match word.state() {
             State::Closed | State::Disabled => self.admit(word, false),
             State::Open => {
                 let retry_after = self.nanos_left_open().unwrap_or_default();
@@ -245,8 +251,8 @@ impl CircuitBreaker {
     /// No permit exists until the slot is confirmed: a permit is only ever
     /// made for a call that will run, so one that loses the race cannot
     /// record anything when it goes away.
-    fn claim_trial(&self, word: u64) -> Result<Option<Permit<'_>>, CircuitOpenError> {
-        let tag = tag_of(generation_of(word));
+    fn claim_trial(&self, word: StateWord) -> Result<Option<Permit<'_>>, CircuitOpenError> {
+        let tag = word.tag();
         let max_in_flight = self.tuning.half_open_max_calls();
         let claimed = tagged::update(&self.trials, tag, |value| {
             let (successes, in_flight) = trial_fields(value);

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::permit::{InFlight, Permit, Verdict};
-use super::words::state_of;
+use super::words::StateWord;
 use super::{CircuitBreaker, State};
 use crate::error::{CallError, CircuitOpenError, TimeoutError};
 use crate::retry::{Deadline, Sleeper};
@@ -75,7 +75,7 @@ impl CircuitBreaker {
         }
         // The common rejection, built straight into the caller's return
         // slot: returned from another function, its copy stalled.
-        if state_of(word) == State::Open {
+        if word.state() == State::Open {
             if let Some(retry_after) = self.nanos_left_open() {
                 return Err(CallError::Rejected(
                     self.reject(State::Open, Some(retry_after)),
@@ -123,7 +123,7 @@ impl CircuitBreaker {
     #[inline(never)]
     fn call_with_slow<T, E>(
         &self,
-        word: u64,
+        word: StateWord,
         is_failure: impl Fn(&E) -> bool,
         f: impl FnOnce() -> Result<T, E>,
         success: Verdict,
@@ -134,7 +134,7 @@ impl CircuitBreaker {
         if let Some(permit) = self.admit_windowed(word) {
             return Self::run(permit, is_failure, f, success);
         }
-        if state_of(word) == State::Open {
+        if word.state() == State::Open {
             if let Some(retry_after) = self.nanos_left_open() {
                 return Err(CallError::Rejected(
                     self.reject(State::Open, Some(retry_after)),

@@ -64,7 +64,7 @@ pub use call::{CallFuture, TimedCallFuture};
 pub(crate) use events::transitions_only;
 pub use state::State;
 use tuning::{Tuning, Windows};
-use words::pack_state;
+use words::{AtomicStateWord, StateWord};
 
 /// A named circuit breaker.
 ///
@@ -91,7 +91,7 @@ pub struct CircuitBreaker {
     /// The options calls read; the whole configuration is in `recovery`.
     tuning: Tuning,
     timeline: Timeline,
-    state: AtomicU64,
+    state: AtomicStateWord,
     /// Consecutive failures of the current closed period, a tagged word.
     closed_failures: AtomicU64,
     /// Trial calls of the current half-open period, a tagged word whose
@@ -191,7 +191,7 @@ impl CircuitBreaker {
             name: intern(name),
             tuning: Tuning::new(&config),
             timeline,
-            state: AtomicU64::new(pack_state(0, State::Closed)),
+            state: AtomicStateWord::new(StateWord::new(0, State::Closed)),
             closed_failures: AtomicU64::new(0),
             trials: AtomicU64::new(0),
             running: AtomicU64::new(0),

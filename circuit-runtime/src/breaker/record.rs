@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use super::permit::{Admission, Holds, Mode, Verdict};
 use super::tuning::RateRules;
-use super::words::{
-    generation_of, pack_state, state_of, tag_of, trial_fields, trial_value, MAX_TRIAL_FIELD,
-};
+use super::words::{tag_of, trial_fields, trial_value, StateWord, MAX_TRIAL_FIELD};
 use super::{CircuitBreaker, State};
 use crate::events::{Event, SlowCall, TransitionCause};
 use crate::metrics::Counter;
@@ -130,7 +128,7 @@ impl CircuitBreaker {
     /// generation (counter tags only guard the instant after it).
     #[inline]
     fn is_current(&self, generation: u64) -> bool {
-        generation_of(self.state.load(Ordering::Acquire)) == generation
+        self.state.load(Ordering::Acquire).generation() == generation
     }
 
     /// A closed-period success ends the run of consecutive failures.
@@ -165,7 +163,7 @@ impl CircuitBreaker {
                     >= self.tuning.failure_threshold()
                 {
                     self.transition(
-                        Some(pack_state(admission.generation, State::Closed)),
+                        Some(StateWord::new(admission.generation, State::Closed)),
                         State::Open,
                         TransitionCause::ConsecutiveFailures,
                     );
@@ -180,7 +178,7 @@ impl CircuitBreaker {
                 // period whose trial just failed. The transition rewrites
                 // the trial word for the next period anyway.
                 self.transition(
-                    Some(pack_state(admission.generation, State::HalfOpen)),
+                    Some(StateWord::new(admission.generation, State::HalfOpen)),
                     State::Open,
                     TransitionCause::TrialFailed,
                 );
@@ -225,7 +223,7 @@ impl CircuitBreaker {
         let Some(window) = self.windows.current() else {
             return;
         };
-        let expected = pack_state(generation, State::Closed);
+        let expected = StateWord::new(generation, State::Closed);
         if self.state.load(Ordering::Acquire) != expected {
             return;
         }
@@ -298,7 +296,7 @@ impl CircuitBreaker {
         let Ok(before) = counted else { return };
         if succeeded(trial_fields(before).0) >= self.tuning.success_threshold() {
             self.transition(
-                Some(pack_state(admission.generation, State::HalfOpen)),
+                Some(StateWord::new(admission.generation, State::HalfOpen)),
                 State::Closed,
                 TransitionCause::TrialsSucceeded,
             );
@@ -349,8 +347,8 @@ impl CircuitBreaker {
     fn record_now(&self, verdict: Verdict) {
         let word = self.state.load(Ordering::Acquire);
         let admission = Admission {
-            generation: generation_of(word),
-            mode: Mode::new(state_of(word), Holds::NOTHING),
+            generation: word.generation(),
+            mode: Mode::new(word.state(), Holds::NOTHING),
             started_at: 0,
         };
         self.record_outcome(admission, verdict);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::words::{period_value, state_of, trial_fields};
+use super::words::trial_fields;
 use super::{CircuitBreaker, State};
 use crate::metrics::{Counter, Metrics};
 use crate::sync::Ordering;
@@ -61,7 +61,7 @@ impl CircuitBreaker {
     /// The state the state word holds, which an elapsed open period has
     /// not moved yet.
     pub(crate) fn recorded_state(&self) -> State {
-        state_of(self.state.load(Ordering::Acquire))
+        self.state.load(Ordering::Acquire).state()
     }
 
     /// The breaker's counters and current view.
@@ -76,12 +76,9 @@ impl CircuitBreaker {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let word = self.state.load(Ordering::Acquire);
-        let consecutive_failures = period_value(
-            self.closed_failures.load(Ordering::Acquire),
-            word,
-            State::Closed,
-        );
-        let trials = period_value(self.trials.load(Ordering::Acquire), word, State::HalfOpen);
+        let consecutive_failures =
+            word.period_value(self.closed_failures.load(Ordering::Acquire), State::Closed);
+        let trials = word.period_value(self.trials.load(Ordering::Acquire), State::HalfOpen);
         let trial_successes = trial_fields(trials).0;
         let tally = self
             .windows

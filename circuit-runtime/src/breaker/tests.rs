@@ -4,7 +4,7 @@
 use super::*;
 use std::time::Duration;
 
-use super::words::{generation_of, pack_state, tag_of, MAX_GENERATION};
+use super::words::{tag_of, StateWord, MAX_GENERATION};
 use crate::sync::{lock, Ordering};
 use crate::ManualClock;
 
@@ -21,11 +21,11 @@ impl CircuitBreaker {
             window.begin_period(tag);
         }
         self.state
-            .store(pack_state(generation, state), Ordering::Release);
+            .store(StateWord::new(generation, state), Ordering::Release);
     }
 
     fn generation(&self) -> u64 {
-        generation_of(self.state.load(Ordering::Acquire))
+        self.state.load(Ordering::Acquire).generation()
     }
 }
 

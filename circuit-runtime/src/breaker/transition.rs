@@ -2,7 +2,7 @@
 //! and telling its observers afterwards (always: transitions are rare, and
 //! metrics count them whether or not anyone hooked them).
 
-use super::words::{generation_of, next_generation, pack_state, state_of, tag_of};
+use super::words::{next_generation, tag_of, StateWord};
 use super::{CircuitBreaker, State};
 use crate::clock::saturating_nanos;
 use crate::events::{Event, Transition, TransitionCause};
@@ -21,7 +21,7 @@ impl CircuitBreaker {
     /// began.
     pub(super) fn transition(
         &self,
-        expected: Option<u64>,
+        expected: Option<StateWord>,
         to: State,
         cause: TransitionCause,
     ) -> bool {
@@ -33,7 +33,7 @@ impl CircuitBreaker {
     /// replica's open period, which ends when it ends there.
     pub(super) fn transition_for(
         &self,
-        expected: Option<u64>,
+        expected: Option<StateWord>,
         to: State,
         cause: TransitionCause,
         open_for: Option<std::time::Duration>,
@@ -44,8 +44,8 @@ impl CircuitBreaker {
             return false;
         }
         let now = self.timeline.now_nanos();
-        let from = state_of(current);
-        let generation = next_generation(generation_of(current));
+        let from = current.state();
+        let generation = next_generation(current.generation());
         // The new period's counters, written before its state word is
         // published: whoever sees the new generation sees them too.
         let tag = tag_of(generation);
@@ -90,7 +90,7 @@ impl CircuitBreaker {
         }
         self.entered_at.store(now, Ordering::Release);
         self.state
-            .store(pack_state(generation, to), Ordering::Release);
+            .store(StateWord::new(generation, to), Ordering::Release);
         drop(recovery);
         if from != to {
             self.announce(from, to, cause, now);

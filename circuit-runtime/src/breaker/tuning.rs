@@ -8,9 +8,7 @@
 use std::iter;
 use std::time::Duration;
 
-use super::words::{
-    generation_of, tag_of, CLOSED_PATH_SLOT, CLOSED_PATH_TIMING, CLOSED_PATH_WINDOW,
-};
+use super::words::{tag_of, CLOSED_PATH_SLOT, CLOSED_PATH_TIMING, CLOSED_PATH_WINDOW};
 use super::CircuitBreaker;
 use crate::append_only::AppendOnly;
 use crate::clock::saturating_nanos;
@@ -167,8 +165,9 @@ impl Tuning {
     /// What a closed call needs beyond a count (a concurrency slot, a
     /// start time, a window to record in), 0 for nothing: one word for the
     /// closed fast path to read rather than three, see
-    /// [`is_plain_closed`](super::words::is_plain_closed). It only chooses
-    /// the path: the slow path reads each option it needs on its own.
+    /// [`StateWord::is_plain_closed`](super::words::StateWord::is_plain_closed).
+    /// It only chooses the path: the slow path reads each option it needs
+    /// on its own.
     #[inline]
     pub(super) fn closed_path_work(&self) -> u64 {
         self.closed_path_work.load(Ordering::Relaxed)
@@ -355,7 +354,7 @@ impl CircuitBreaker {
         let window_kind = |config: &Config| config.keeps_window().then(|| config.window());
         let window = window_kind(&config);
         if window != window_kind(&recovery.config) {
-            let tag = tag_of(generation_of(self.state.load(Ordering::Acquire)));
+            let tag = self.state.load(Ordering::Acquire).tag();
             self.windows.switch(window, tag, self.timeline.now_nanos());
         }
         self.tuning.end_write(version);

@@ -2,41 +2,88 @@
 //! place that knows their bit layouts.
 
 use super::state::State;
+use crate::sync::{AtomicU64, Ordering};
 use crate::tagged;
 
-/// The state word: `generation << STATE_BITS | state`. The generation has
-/// 61 bits: at one transition per nanosecond it would take 73 years to
-/// wrap, so within a process two periods never share a generation.
+/// A value of the state word: where the breaker stands and in which
+/// period, `generation << STATE_BITS | state`. The generation has 61 bits:
+/// at one transition per nanosecond it would take 73 years to wrap, so
+/// within a process two periods never share a generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct StateWord(u64);
+
 pub(super) const STATE_BITS: u32 = 3;
 const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
 pub(super) const MAX_GENERATION: u64 = u64::MAX >> STATE_BITS;
 
-pub(super) fn pack_state(generation: u64, state: State) -> u64 {
-    (generation & MAX_GENERATION) << STATE_BITS | state.code()
+impl StateWord {
+    /// The period `generation` (wrapped to its 61 bits) in `state`.
+    pub(super) fn new(generation: u64, state: State) -> StateWord {
+        StateWord((generation & MAX_GENERATION) << STATE_BITS | state.code())
+    }
+
+    pub(super) fn state(self) -> State {
+        State::from_code(self.0 & STATE_MASK)
+    }
+
+    pub(super) fn generation(self) -> u64 {
+        self.0 >> STATE_BITS
+    }
+
+    /// The tag of this period's counters: see [`tag_of`].
+    pub(super) fn tag(self) -> u32 {
+        tag_of(self.generation())
+    }
+
+    /// Whether the breaker is closed and `closed_path_work`, what its
+    /// closed calls need beyond a count (see
+    /// [`Tuning::closed_path_work`](super::tuning::Tuning::closed_path_work)),
+    /// is nothing: the closed fast path's one test. Bits, not `state()`,
+    /// whose decoding into a `State` cost the hot path a lookup; and as
+    /// Closed is code 0, both conditions fold into one OR and one branch,
+    /// so a plain breaker pays only the load of one read-mostly word for
+    /// its options.
+    #[inline]
+    pub(super) fn is_plain_closed(self, closed_path_work: u64) -> bool {
+        ((self.0 & STATE_MASK) ^ State::Closed.code()) | closed_path_work == 0
+    }
+
+    /// Whether the breaker is closed and `closed_path_work` asks for a
+    /// window to record in and nothing else: the closed path of a breaker
+    /// with rate rules, which needs no more than the fast path's admission.
+    #[inline]
+    pub(super) fn is_windowed_closed(self, closed_path_work: u64) -> bool {
+        self.0 & STATE_MASK == State::Closed.code() && closed_path_work == CLOSED_PATH_WINDOW
+    }
+
+    /// The value of the period counter `counter` (a [`tagged`] word) if it
+    /// belongs to this period and this period is in `state`; 0 if not: a
+    /// counter the current period has not touched counts nothing.
+    pub(super) fn period_value(self, counter: u64, state: State) -> u32 {
+        match tagged::unpack(counter) {
+            (tag, value) if self.state() == state && tag == self.tag() => value,
+            _ => 0,
+        }
+    }
 }
 
-pub(super) fn state_of(word: u64) -> State {
-    State::from_code(word & STATE_MASK)
-}
+/// The state word itself, which holds only [`StateWord`]s.
+#[derive(Debug)]
+pub(super) struct AtomicStateWord(AtomicU64);
 
-/// Whether the state word is closed and `closed_path_work`, what a
-/// breaker's closed calls need beyond a count (see
-/// [`Tuning::closed_path_work`](super::tuning::Tuning::closed_path_work)),
-/// is nothing: the closed fast path's one test. Bits, not `state_of`, whose
-/// decoding into a `State` cost the hot path a lookup; and as Closed is
-/// code 0, both conditions fold into one OR and one branch, so a plain
-/// breaker pays only the load of one read-mostly word for its options.
-#[inline]
-pub(super) fn is_plain_closed(word: u64, closed_path_work: u64) -> bool {
-    ((word & STATE_MASK) ^ State::Closed.code()) | closed_path_work == 0
-}
+impl AtomicStateWord {
+    pub(super) fn new(word: StateWord) -> Self {
+        Self(AtomicU64::new(word.0))
+    }
 
-/// Whether the state word is closed and `closed_path_work` asks for a
-/// window to record in and nothing else: the closed path of a breaker with
-/// rate rules, which needs no more than the fast path's admission.
-#[inline]
-pub(super) fn is_windowed_closed(word: u64, closed_path_work: u64) -> bool {
-    word & STATE_MASK == State::Closed.code() && closed_path_work == CLOSED_PATH_WINDOW
+    #[inline]
+    pub(super) fn load(&self, order: Ordering) -> StateWord {
+        StateWord(self.0.load(order))
+    }
+
+    pub(super) fn store(&self, word: StateWord, order: Ordering) {
+        self.0.store(word.0, order);
+    }
 }
 
 /// The bits of [`Tuning::closed_path_work`](super::tuning::Tuning::closed_path_work):
@@ -44,10 +91,6 @@ pub(super) fn is_windowed_closed(word: u64, closed_path_work: u64) -> bool {
 pub(super) const CLOSED_PATH_SLOT: u64 = 1;
 pub(super) const CLOSED_PATH_TIMING: u64 = 1 << 1;
 pub(super) const CLOSED_PATH_WINDOW: u64 = 1 << 2;
-
-pub(super) fn generation_of(word: u64) -> u64 {
-    word >> STATE_BITS
-}
 
 pub(super) fn next_generation(generation: u64) -> u64 {
     (generation + 1) & MAX_GENERATION
@@ -64,17 +107,6 @@ pub(super) fn next_generation(generation: u64) -> u64 {
 #[allow(clippy::cast_possible_truncation)] // the truncation is the tag
 pub(super) fn tag_of(generation: u64) -> u32 {
     generation as u32
-}
-
-/// The value of the period counter `counter` (a [`tagged`] word) if it
-/// belongs to the period of state word `word` and that period is in
-/// `state`; 0 if it belongs to another: a counter the current period has
-/// not touched counts nothing.
-pub(super) fn period_value(counter: u64, word: u64, state: State) -> u32 {
-    match tagged::unpack(counter) {
-        (tag, value) if state_of(word) == state && tag == tag_of(generation_of(word)) => value,
-        _ => 0,
-    }
 }
 
 /// The value of the trial word (a [`tagged`] word):
