@@ -576,3 +576,46 @@ fn a_cached_call_site_takes_up_and_drops_timing_a_window_and_a_limit() {
         "one breaker throughout"
     );
 }
+
+/// Calls admitted before a rate rule existed are not in the window it
+/// starts, failures no more than successes: a window that took only their
+/// failures would hold a failure rate they never had.
+#[test]
+fn calls_running_when_a_window_starts_stay_out_of_it_whatever_their_outcome() {
+    let breaker = CircuitBreaker::new("live.window_after_admission", Config::default());
+    let running: Vec<_> = (0..10)
+        .map(|_| breaker.try_acquire().expect("closed"))
+        .collect();
+    let with_rule = Config::builder()
+        .failure_rate_threshold(0.5)
+        .window_size(10)
+        .minimum_calls(10)
+        .build()
+        .unwrap();
+    breaker.reconfigure(with_rule);
+    for (index, permit) in running.into_iter().enumerate() {
+        if index < 3 {
+            permit.record_failure();
+        } else {
+            permit.record_success();
+        }
+    }
+    assert_eq!(
+        breaker.metrics().failure_rate,
+        None,
+        "the window holds none of them"
+    );
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "three failures of ten trip nothing"
+    );
+    assert_eq!(breaker.metrics().failed_calls, 3, "they still count");
+    let _ = breaker.call(|| Err::<(), _>("down"));
+    let _ = breaker.call(|| Ok::<_, &str>(()));
+    assert_eq!(
+        breaker.metrics().failure_rate,
+        Some(0.5),
+        "calls admitted since are"
+    );
+}

@@ -210,3 +210,43 @@ fn a_panicking_async_fallback_leaves_the_breaker_as_it_was() {
     assert_eq!(after.rejected_calls, before.rejected_calls + 1);
     assert_eq!(after.total_calls, before.total_calls);
 }
+
+/// A fallback that is a plain `fn` returning a future: an `impl Future`, a
+/// boxed one.
+#[allow(clippy::manual_async_fn)] // the shape under test
+fn fallback_impl_future(id: u32) -> impl std::future::Future<Output = Result<u32, FetchError>> {
+    async move { Ok(id + 1000) }
+}
+
+type BoxedAnswer =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, FetchError>> + Send>>;
+
+fn fallback_boxed(id: u32) -> BoxedAnswer {
+    Box::pin(async move { Ok(id + 2000) })
+}
+
+#[circuit_breaker(name = "macro_async.fallback_impl_future", fallback = fallback_impl_future)]
+async fn through_impl_future(id: u32) -> Result<u32, FetchError> {
+    Ok(id)
+}
+
+#[circuit_breaker(name = "macro_async.fallback_boxed", fallback = fallback_boxed)]
+async fn through_boxed(id: u32) -> Result<u32, FetchError> {
+    Ok(id)
+}
+
+#[test]
+fn a_fallback_may_be_any_fn_that_returns_a_future() {
+    futures::executor::block_on(async {
+        assert_eq!(through_impl_future(1).await, Ok(1));
+        assert_eq!(through_boxed(2).await, Ok(2));
+        for name in [
+            "macro_async.fallback_impl_future",
+            "macro_async.fallback_boxed",
+        ] {
+            registry().get(name).unwrap().force_open();
+        }
+        assert_eq!(through_impl_future(1).await, Ok(1001));
+        assert_eq!(through_boxed(2).await, Ok(2002));
+    });
+}

@@ -169,8 +169,13 @@ impl CircuitBreaker {
                     );
                 }
                 // A no-op once the breaker has tripped: the window only
-                // takes outcomes of the current closed period.
-                self.record_in_window(admission.generation, Outcome { failed: true, slow });
+                // takes outcomes of the current closed period. Nor does it
+                // take a call admitted on the fast path, when the breaker
+                // kept no window: its success would not be recorded in one
+                // put in use since, so neither is its failure.
+                if admission.mode != Mode::CLOSED_AT_ONCE {
+                    self.record_in_window(admission.generation, Outcome { failed: true, slow });
+                }
             }
             State::HalfOpen => {
                 // No slot given back first: the period ends here, and a slot
