@@ -76,6 +76,7 @@ mod registry;
 pub mod retry;
 #[cfg(feature = "serde")]
 mod serialize;
+mod sleep;
 mod sync;
 mod tagged;
 mod telemetry;

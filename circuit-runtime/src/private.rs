@@ -897,8 +897,9 @@ where
 
 // ---- #[retry] ------------------------------------------------------------
 
+use crate::retry::RetryVerdict;
 pub use crate::retry::{Jitter as RetryJitter, RetryConfig};
-use crate::retry::{RetryVerdict, Sleeper};
+use crate::sleep::Sleeper;
 
 /// Builds the retry configuration the attribute's keys describe; the macro
 /// checked every literal already, so a failure is a bug worth a panic.

@@ -11,7 +11,7 @@ use super::permit::{InFlight, Permit, Verdict};
 use super::words::StateWord;
 use super::{CircuitBreaker, State};
 use crate::error::{CallError, CircuitOpenError, TimeoutError};
-use crate::retry::{Deadline, Sleeper};
+use crate::sleep::{Deadline, Sleeper};
 use crate::sync::Ordering;
 
 impl CircuitBreaker {

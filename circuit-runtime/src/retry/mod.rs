@@ -39,6 +39,7 @@ mod through;
 
 pub use through::LimitThrough;
 
+pub use crate::sleep::Sleeper;
 pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use classify::{classify_error, should_retry, Classify, ErrorCategory, Severity};
 pub use config::{
@@ -46,10 +47,10 @@ pub use config::{
 };
 pub(crate) use run::{
     classified, limited, record_first_attempt, retry_async_judged, retry_blocking, start, Attempts,
-    Borrowed, Deadline,
+    Borrowed,
 };
 pub use run::{
-    retry, retry_async, retry_async_if, retry_if, AttemptLimit, LimitAttempt, RetryVerdict, Sleeper,
+    retry, retry_async, retry_async_if, retry_if, AttemptLimit, LimitAttempt, RetryVerdict,
 };
 
 /// Sleeps with `tokio::time::sleep` (feature `tokio`).

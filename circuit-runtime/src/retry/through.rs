@@ -5,10 +5,11 @@ use std::future::Future;
 
 use super::classify::Classify;
 use super::config::{AttemptTimeout, NoAttemptTimeout, RetryConfig};
-use super::run::{classified, AttemptLimit, Sleeper};
+use super::run::{classified, AttemptLimit};
 use crate::__private::{
     every_error, retry_through, retry_through_async, retry_through_async_timed, RetryOutcome,
 };
+use crate::sleep::Sleeper;
 use crate::{CallError, CircuitBreaker, TimeoutError};
 
 /// How [`CircuitBreaker::call_async_retrying`] runs each attempt under a
