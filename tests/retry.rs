@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use circuit_runtime::retry::{
-    classify_error, retry, retry_async, retry_if, Classify, ErrorCategory, Jitter, RetryBudget,
-    RetryConfig, Severity, TokioSleeper,
+    classify_error, retry, retry_async, retry_if, AttemptTimeout, Classify, ErrorCategory, Jitter,
+    RetryBudget, RetryConfig, Severity, TokioSleeper,
 };
 use circuit_runtime::{
     CallError, CircuitBreaker, Config, ConfigError, ManualClock, State, TimeoutError,
@@ -36,6 +36,34 @@ const EXPONENTIAL: [u64; 6] = [1, 2, 4, 8, 10, 10];
 
 fn reset() -> io::Error {
     io::Error::from(io::ErrorKind::ConnectionReset)
+}
+
+/// 1 s between attempts, each cut off after 2 s, on `clock`.
+fn timed_config(clock: &ManualClock) -> RetryConfig<AttemptTimeout> {
+    RetryConfig::builder()
+        .base_delay(secs(1))
+        .jitter(Jitter::None)
+        .attempt_timeout(secs(2))
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+/// A sleep that moves `clock` when polled, not when asked for: an
+/// attempt that completes at once never polls its limit.
+#[allow(clippy::unused_async)] // async so that it moves the clock when polled
+async fn advance(clock: ManualClock, delay: Duration) {
+    clock.advance(delay);
+}
+
+/// The next attempt counted by `attempts`: the first hangs, every later
+/// one succeeds with its number.
+async fn first_hangs(attempts: &AtomicU32) -> io::Result<u32> {
+    let attempt = attempts.fetch_add(1, Ordering::Relaxed);
+    if attempt == 0 {
+        std::future::pending::<()>().await;
+    }
+    Ok(attempt)
 }
 
 #[test]
@@ -424,30 +452,12 @@ fn async_retries_run_on_the_futures_executor_with_a_manual_clock_sleeper() {
 fn an_attempt_past_attempt_timeout_is_cut_off_and_the_next_one_runs() {
     let clock = ManualClock::new();
     let start = clock.now();
-    // Moves the clock when polled: an attempt that completes at once
-    // never polls its limit.
-    let sleeper = |delay| {
-        let clock = clock.clone();
-        async move { clock.advance(delay) }
-    };
-    let config = RetryConfig::builder()
-        .base_delay(secs(1))
-        .jitter(Jitter::None)
-        .attempt_timeout(secs(2))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let sleeper = |delay| advance(clock.clone(), delay);
+    let config = timed_config(&clock);
     assert_eq!(config.attempt_timeout(), secs(2));
     let attempts = AtomicU32::new(0);
-    let result = futures::executor::block_on(retry_async(&config, sleeper, || {
-        let attempt = attempts.fetch_add(1, Ordering::Relaxed);
-        async move {
-            if attempt == 0 {
-                std::future::pending::<()>().await;
-            }
-            Ok::<_, std::io::Error>(attempt)
-        }
-    }));
+    let result =
+        futures::executor::block_on(retry_async(&config, sleeper, || first_hangs(&attempts)));
     assert_eq!(result.unwrap(), 1, "the hanging first attempt was cut off");
     assert_eq!(
         clock.now() - start,
@@ -478,9 +488,7 @@ fn an_attempt_that_completes_at_once_never_starts_its_timer() {
     let attempts = AtomicU32::new(0);
     let result = futures::executor::block_on(retry_async(&config, sleeper, || {
         attempts.fetch_add(1, Ordering::Relaxed);
-        std::future::ready(Err::<(), _>(io::Error::from(
-            io::ErrorKind::ConnectionReset,
-        )))
+        std::future::ready(Err::<(), _>(reset()))
     }));
     assert_eq!(result.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
     assert_eq!(attempts.load(Ordering::Relaxed), 4, "every retry ran");
@@ -808,30 +816,13 @@ async fn call_async_retrying_ends_at_a_rejection_on_tokio() {
 fn call_async_retrying_cuts_off_an_attempt_past_attempt_timeout_as_the_breakers_failure() {
     let clock = ManualClock::new();
     let breaker = breaker_on("retry.call_async_retrying_timed", &clock, 100);
-    // Moves the clock when polled, so an attempt that completes at once
-    // never waits out its limit.
-    let sleeper = |delay| {
-        let clock = clock.clone();
-        async move { clock.advance(delay) }
-    };
-    let config = RetryConfig::builder()
-        .base_delay(secs(1))
-        .jitter(Jitter::None)
-        .attempt_timeout(secs(2))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let sleeper = |delay| advance(clock.clone(), delay);
+    let config = timed_config(&clock);
     let start = clock.now();
     let attempts = AtomicU32::new(0);
-    let result = futures::executor::block_on(breaker.call_async_retrying(&config, sleeper, || {
-        let attempt = attempts.fetch_add(1, Ordering::Relaxed);
-        async move {
-            if attempt == 0 {
-                std::future::pending::<()>().await;
-            }
-            Ok::<_, io::Error>(attempt)
-        }
-    }));
+    let result = futures::executor::block_on(
+        breaker.call_async_retrying(&config, sleeper, || first_hangs(&attempts)),
+    );
     assert_eq!(result.unwrap(), 1, "the hanging first attempt was cut off");
     assert_eq!(
         clock.now() - start,

@@ -1010,9 +1010,14 @@ mod tests {
     }
 
     fn shared_open(origin: &str) -> ClusterState {
+        shared_in(State::Open, origin)
+    }
+
+    /// The shared view of a name that `origin` moved to `state`.
+    fn shared_in(state: State, origin: &str) -> ClusterState {
         ClusterState {
             generation: 1,
-            state: Some(State::Open),
+            state: Some(state),
             open_for: Duration::from_secs(30),
             origin: origin.into(),
         }
@@ -1218,13 +1223,9 @@ mod tests {
     #[test]
     fn a_trip_undone_by_a_shared_reset_before_it_was_published_is_not_published() {
         let mut store = FakeStore::default();
-        store.states.insert(
-            "db".into(),
-            ClusterState {
-                state: Some(State::Closed),
-                ..shared_open("b")
-            },
-        );
+        store
+            .states
+            .insert("db".into(), shared_in(State::Closed, "b"));
         let mut a = replica(&mut store, "a", Duration::from_secs(1));
         let breaker = a.registry.get("db").unwrap();
         breaker.record_failure();
@@ -1350,13 +1351,9 @@ mod tests {
     #[test]
     fn a_stale_replicas_own_trip_does_not_undo_an_operators_disable() {
         let mut store = FakeStore::default();
-        store.states.insert(
-            "db".into(),
-            ClusterState {
-                state: Some(State::Disabled),
-                ..shared_open("operator")
-            },
-        );
+        store
+            .states
+            .insert("db".into(), shared_in(State::Disabled, "operator"));
         let mut a = replica(&mut store, "a", Duration::from_secs(1));
         let breaker = a.registry.get("db").unwrap();
         breaker.record_failure();

@@ -220,6 +220,16 @@ const COUNTERS: usize = 15;
 #[derive(Default)]
 struct Stripe([AtomicU64; COUNTERS]);
 
+impl Stripe {
+    /// Bumps `counter` with a plain load and store: only for the thread
+    /// that owns this stripe, the one writer it ever has.
+    #[inline]
+    fn bump_owned(&self, counter: Counter) {
+        let cell = &self.0[counter as usize];
+        cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
 /// Monotonic call counters, one stripe per thread: every call bumps one
 /// counter, and on a shared breaker a single counter would be a cache line
 /// that every core fights over. Reading sums the stripes, which only metrics
@@ -247,10 +257,7 @@ impl CallCounters {
     #[inline]
     pub(crate) fn add(&self, counter: Counter) {
         match self.stripes.get(ThreadSlot::current()) {
-            Some(stripe) => {
-                let cell = &stripe.0[counter as usize];
-                cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            }
+            Some(stripe) => stripe.bump_owned(counter),
             None => self.add_unowned(counter),
         }
     }
@@ -262,10 +269,7 @@ impl CallCounters {
     fn add_unowned(&self, counter: Counter) {
         let slot = ThreadSlot::claim_current();
         match self.stripes.get(slot) {
-            Some(stripe) if slot != SHARED_SLOT => {
-                let cell = &stripe.0[counter as usize];
-                cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            }
+            Some(stripe) if slot != SHARED_SLOT => stripe.bump_owned(counter),
             _ => {
                 self.stripes[SHARED_SLOT].0[counter as usize].fetch_add(1, Ordering::Relaxed);
             }

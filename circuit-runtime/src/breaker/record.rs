@@ -7,7 +7,7 @@ use super::permit::{Admission, Holds, Mode, Verdict};
 use super::tuning::RateRules;
 use super::words::{tag_of, trial_fields, trial_value, StateWord, MAX_TRIAL_FIELD};
 use super::{CircuitBreaker, State};
-use crate::events::{Event, SlowCall, TransitionCause};
+use crate::events::{Event, RetryAttempt, SlowCall, TransitionCause};
 use crate::metrics::Counter;
 use crate::sync::Ordering;
 use crate::tagged;
@@ -368,12 +368,12 @@ impl CircuitBreaker {
     pub(crate) fn count_retry(
         &self,
         attempt: u32,
-        delay: std::time::Duration,
+        delay: Duration,
         category: Option<crate::retry::ErrorCategory>,
     ) {
         self.counters.add(Counter::RetryAttempt);
         if self.is_observed() {
-            self.emit(&crate::Event::Retry(crate::RetryAttempt {
+            self.emit(&Event::Retry(RetryAttempt {
                 name: self.static_name(),
                 attempt,
                 delay,
